@@ -1,0 +1,5 @@
+"""OpenSINS: Spinal Instability Neoplastic Score from spine CT."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

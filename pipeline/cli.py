@@ -1,0 +1,163 @@
+"""`sins` command line: parses arguments, calls the API, maps errors to exit codes (DESIGN.md §4).
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 3 a case that could
+not be processed; 4 batch with failed cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, NotImplementedYet, OpenSINSError
+
+_PENDING = {
+    "analyze": "segmentation and SINS measurement are not implemented yet (issues #3 measurement and "
+    "#4 model); the input checks above passed",
+    "batch": "batch processing is not implemented yet (issue #6)",
+    "validate": "validation against manual SINS is not implemented yet (issue #7)",
+    "train": "the training recipe is not implemented yet (issue #4)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors follow the exit-code contract."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sins", description="Spinal Instability Neoplastic Score from spine CT.")
+    p.add_argument("--version", action="version", version=f"opensins {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("analyze", help="score one CT (file or DICOM series folder)")
+    a.add_argument("input", help="CT: .nii/.nii.gz/.nrrd/.mha or a DICOM series folder")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--case-id")
+    a.add_argument("--pain", choices=["mechanical", "occasional", "none"])
+    a.add_argument("--clinical", help="clinician CSV: case_id, level, pain, location")
+    a.add_argument("--labels", help="label map from another tool (instead of the network)")
+    a.add_argument("--label-format", choices=["opensins", "verse", "totalseg"], default="opensins")
+    a.add_argument("--config", help="overlay on configs/sins.yaml")
+    a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+    c = sub.add_parser("check", help="load and check a CT, print its geometry")
+    c.add_argument("input")
+
+    b = sub.add_parser("batch", help="score many cases, resumable")
+    b.add_argument("inputs", nargs="*")
+    b.add_argument("--manifest")
+    b.add_argument("--out", required=True)
+    b.add_argument("--clinical")
+    b.add_argument("--workers", type=int, default=1)
+    b.add_argument("--scheduler")
+    b.add_argument("--num-parts", type=int)
+    b.add_argument("--part-id", type=int)
+
+    v = sub.add_parser("validate", help="agreement with manual SINS")
+    v.add_argument("--auto", required=True)
+    v.add_argument("--manual", required=True)
+    v.add_argument("--out", required=True)
+
+    ph = sub.add_parser("phantom", help="synthetic spine CTs with exact truth")
+    ph.add_argument("--out", required=True)
+    ph.add_argument("--n", type=int, default=1)
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--fov", choices=["cervical", "thoracic", "thoracolumbar", "lumbar", "whole"])
+    ph.add_argument("--spacing", type=float, nargs="+", metavar="MM", help="one value (isotropic) or three")
+    ph.add_argument("--orientation", help="axis codes of the written images, e.g. RAS, LPS, PIR")
+    ph.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("train", help="train the segmentation model")
+    t.add_argument("--config")
+    t.add_argument("--out")
+    return p
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .io import load_ct
+    from .volume import to_canonical
+
+    vol = load_ct(args.input)
+    can = to_canonical(vol)
+    sp = ", ".join(f"{s:.3g}" for s in vol.spacing)
+    print(
+        f"{vol.source}: {'x'.join(map(str, vol.shape))} voxels, spacing {sp} mm, orientation {vol.orientation}"
+        f" (canonical {can.orientation}), HU {float(vol.array.min()):.0f}..{float(vol.array.max()):.0f}"
+    )
+    for note in vol.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .io import load_ct
+
+    vol = load_ct(args.input)
+    print(
+        f"{vol.source}: {'x'.join(map(str, vol.shape))} voxels, orientation {vol.orientation}: input checks passed",
+        file=sys.stderr,
+    )
+    raise NotImplementedYet(_PENDING["analyze"])
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .phantom import generate, random_spec, write_case
+
+    if args.n < 1:
+        raise InputError("--n must be at least 1")
+    spacing = None
+    if args.spacing:
+        if len(args.spacing) == 1:
+            spacing = (args.spacing[0],) * 3
+        elif len(args.spacing) == 3:
+            spacing = tuple(args.spacing)
+        else:
+            raise InputError("--spacing takes one value (isotropic) or three")
+        if min(spacing) < 0.3 or max(spacing) > 5:
+            raise InputError("--spacing must lie between 0.3 and 5 mm")
+    if args.orientation:
+        codes = args.orientation.upper()
+        pairs = [set("LR"), set("AP"), set("IS")]
+        if len(codes) != 3 or any(sum(c in pair for c in codes) != 1 for pair in pairs):
+            raise InputError(f"--orientation {args.orientation!r}: give three axis codes, one of each L/R, A/P, I/S")
+        args.orientation = codes
+    out = Path(args.out)
+    seeds = range(args.seed, args.seed + args.n)
+    for seed in tqdm(seeds, desc="phantoms", unit="case", disable=args.quiet or args.n == 1):
+        spec = random_spec(seed, fov=args.fov, spacing=spacing, orientation=args.orientation)
+        case = generate(spec)
+        write_case(case, out / spec.case_id)
+    if args.n == 1:
+        print(out / random_spec(args.seed).case_id)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sins` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "analyze":
+            return _cmd_analyze(args)
+        if args.command == "phantom":
+            return _cmd_phantom(args)
+        raise NotImplementedYet(_PENDING[args.command])
+    except OpenSINSError as e:
+        print(f"sins: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sins: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Typed, validated configuration read from `configs/*.yaml` (unknown keys are an error).
+
+Each file maps onto a frozen dataclass tree. An overlay (e.g. a site calibration written by
+`sins calibrate`) may set any subset of keys. Every output records `config_hash`, the sha256 of the
+resolved configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+
+#: The repository's configs/ folder (the project is installed editable, see README).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+# ---------------------------------------------------------------- SINS thresholds (sins.yaml)
+@dataclass(frozen=True)
+class CollapseThresholds:
+    onset_fraction: float
+    severe_fraction: float
+    involvement_fraction: float
+
+
+@dataclass(frozen=True)
+class LesionThresholds:
+    min_volume_ml: float
+    mixed_minor_fraction: float
+
+
+@dataclass(frozen=True)
+class AlignmentThresholds:
+    translation_mm: float
+    deformity_deg: float
+
+
+@dataclass(frozen=True)
+class PosterolateralThresholds:
+    min_side_volume_ml: float
+
+
+@dataclass(frozen=True)
+class CategoryThresholds:
+    potentially_unstable_from: int
+    unstable_from: int
+
+
+@dataclass(frozen=True)
+class NearThreshold:
+    fraction: float
+    mm: float
+    deg: float
+    ml: float
+
+
+@dataclass(frozen=True)
+class SinsConfig:
+    collapse: CollapseThresholds
+    lesion: LesionThresholds
+    alignment: AlignmentThresholds
+    posterolateral: PosterolateralThresholds
+    category: CategoryThresholds
+    near_threshold: NearThreshold
+    source: str = field(default="", compare=False)
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self)
+
+
+# ---------------------------------------------------------------- input checks (input.yaml)
+@dataclass(frozen=True)
+class SpacingLimits:
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class HounsfieldChecks:
+    air_hu: float
+    air_min_fraction: float
+    fat_hu: float
+    fat_min_fraction: float
+    bone_hu: float
+    bone_min_fraction: float
+
+
+@dataclass(frozen=True)
+class DicomChecks:
+    uneven_spacing_tolerance: float
+    tilt_tolerance_deg: float
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    spacing_mm: SpacingLimits
+    hounsfield: HounsfieldChecks
+    dicom: DicomChecks
+    source: str = field(default="", compare=False)
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping, rejecting unknown and missing keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    values: dict[str, Any] = {}
+    for name in fields:
+        tp = hints[name]
+        value = data[name]
+        key = f"{where}.{name}"
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, value, key)  # type: ignore[arg-type]
+        elif tp is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{key}: expected a number, got {value!r}")
+            values[name] = float(value)
+        elif tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            values[name] = value
+        elif tp is str or (isinstance(tp, types.UnionType) and str in typing.get_args(tp)):
+            values[name] = value
+        else:  # pragma: no cover - only the types above are declared
+            raise ConfigError(f"{key}: unsupported type {tp}")
+    return cls(**values)
+
+
+def _merge(base: dict, overlay: dict, where: str) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        if key not in base:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(base)}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a mapping")
+            out[key] = _merge(base[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    return data
+
+
+def _load(cls: type[T], default_name: str, overlay: str | Path | None) -> T:
+    base_path = CONFIG_DIR / default_name
+    data = _read_yaml(base_path)
+    source = str(base_path)
+    if overlay is not None:
+        opath = Path(overlay)
+        data = _merge(data, _read_yaml(opath), opath.name)
+        source = f"{base_path} + {opath}"
+    cfg = _build(cls, data, default_name.removesuffix(".yaml"))
+    return dataclasses.replace(cfg, source=source)  # type: ignore[type-var]
+
+
+def load_sins_config(overlay: str | Path | None = None) -> SinsConfig:
+    """configs/sins.yaml, optionally overridden by an overlay file."""
+    cfg = _load(SinsConfig, "sins.yaml", overlay)
+    if not 0 < cfg.collapse.onset_fraction < cfg.collapse.severe_fraction < 1:
+        raise ConfigError("sins.collapse: need 0 < onset_fraction < severe_fraction < 1")
+    if not 0 < cfg.category.potentially_unstable_from < cfg.category.unstable_from <= 18:
+        raise ConfigError("sins.category: need 0 < potentially_unstable_from < unstable_from <= 18")
+    return cfg
+
+
+def load_input_config(overlay: str | Path | None = None) -> InputConfig:
+    """configs/input.yaml, optionally overridden by an overlay file."""
+    cfg = _load(InputConfig, "input.yaml", overlay)
+    if not 0 < cfg.spacing_mm.min < cfg.spacing_mm.max:
+        raise ConfigError("input.spacing_mm: need 0 < min < max")
+    return cfg
+
+
+def config_dict(cfg: Any) -> dict:
+    """Plain dict of a config (without its `source`)."""
+    d = dataclasses.asdict(cfg)
+    d.pop("source", None)
+    return d
+
+
+def config_hash(cfg: Any) -> str:
+    """sha256 of the canonical JSON of a resolved configuration."""
+    blob = json.dumps(config_dict(cfg), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
