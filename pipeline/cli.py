@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors follow the exit-code contract."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}")
+        sub = self.prog.removeprefix("sins").strip()
+        raise InputError(f"{sub}: {message}" if sub else message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +114,8 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise InputError("--n must be at least 1")
+    if args.seed < 0:
+        raise InputError("--seed must be 0 or more")
     spacing = None
     if args.spacing:
         if len(args.spacing) == 1:
@@ -130,6 +133,8 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
             raise InputError(f"--orientation {args.orientation!r}: give three axis codes, one of each L/R, A/P, I/S")
         args.orientation = codes
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
     seeds = range(args.seed, args.seed + args.n)
     for seed in tqdm(seeds, desc="phantoms", unit="case", disable=args.quiet or args.n == 1):
         spec = random_spec(seed, fov=args.fov, spacing=spacing, orientation=args.orientation)
@@ -154,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpenSINSError as e:
         print(f"sins: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # e.g. an output folder that cannot be written
+        print(f"sins: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sins: interrupted", file=sys.stderr)
         return 130

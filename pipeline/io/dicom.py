@@ -111,7 +111,11 @@ def _scan(folder: Path) -> tuple[list[_File], list[Path], int]:
     files: list[_File] = []
     unreadable: list[Path] = []
     ignored = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    try:
+        paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    except OSError as e:
+        raise InputError(f"{folder.name}: cannot list the folder ({e.strerror or e}): check its permissions") from None
+    for path in paths:
         reader.SetFileName(str(path))
         try:
             reader.ReadImageInformation()

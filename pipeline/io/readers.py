@@ -222,7 +222,7 @@ def load_ct(path: str | Path, config: InputConfig | None = None) -> Volume:
     The volume keeps the file's index order; values are Hounsfield units (int16 or float32).
     Raises `InputError` (one line) when the input is unreadable or not a usable CT.
     """
-    path = Path(path)
+    path = Path(path).absolute()  # absolute: "." still has a name for messages
     config = config or load_input_config()
     _check_exists(path)
     if path.is_dir():
@@ -305,7 +305,7 @@ def load_label_map(path: str | Path, reference: Volume | None = None) -> Volume:
     With `reference`, the map must lie on the same grid (shape, and affine within 1e-3 mm; an exact
     axis permutation/flip is undone) and comes back in the reference's index order.
     """
-    path = Path(path)
+    path = Path(path).absolute()
     _check_exists(path)
     if path.is_dir():
         raise InputError(f"{path.name} is a folder: give the label map as a NIfTI, NRRD or MetaImage file")

@@ -223,10 +223,17 @@ def _draw_soft_tissue(canvas: Canvas, layout: Layout, t: Tissues, rng: np.random
         body_hu = np.where(abdomen & (inner < -15), mottled, body_hu)
         # lungs
         if thor_levels:
-            chest_hw = np.interp(prof["level"], [7, 8, 11, 15, 19, 20], [40, 70, 115, 135, 125, 60]) * habitus
-            lung = (pz < z_apex) & (pz > z_diaphragm - 30 * (np.abs(px - prof["x"]) / (chest_hw + 1))) & (inner < -12)
-            lung &= np.abs(px - prof["x"]) > 28
-            lung &= (py > prof["y"] - 35) & (np.abs(px - prof["x"]) < chest_hw * 0.92)
+            # inside the rib cage (the ellipse the ribs follow), beside the mediastinum, above a
+            # dome-shaped diaphragm that sinks laterally, below an apex that rounds off
+            lv = prof["level"]
+            rx = np.interp(lv, [7, 8, 10, 14, 18, 20], [40, 70, 110, 135, 135, 115]) * habitus**0.5
+            ry = np.interp(lv, [7, 8, 10, 14, 18, 20], [30, 55, 80, 100, 104, 92]) * habitus**0.5
+            dx = px - prof["x"]
+            ell = (dx / (rx - 9)) ** 2 + ((py - (prof["y"] + ry - 32)) / (ry - 9)) ** 2
+            lat = np.clip(np.abs(dx) / rx, 0, 1)
+            lung = (ell < 1) & (np.abs(dx) > 22 + 18 * (py > prof["y"] + 20))
+            lung &= pz > z_diaphragm + 35 * (1 - lat**2) - 25
+            lung &= pz < z_apex - 25 * lat**2
             if z_heart is not None:
                 heart = (
                     ((px - prof["x"] + 20) / 65) ** 2 + ((py - prof["y"] - 95) / 55) ** 2 + ((pz - z_heart) / 70) ** 2
