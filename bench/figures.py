@@ -66,7 +66,9 @@ def main() -> None:
         centre = _spine_centre(vol)
         sag, cor, sp = _views(vol, centre)
         axes[0, col].imshow(sag, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], origin="lower", aspect=sp[2] / sp[1])
-        axes[1, col].imshow(cor[:, ::-1], cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], origin="lower", aspect=sp[2] / sp[0])
+        axes[1, col].imshow(
+            cor[:, ::-1], cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], origin="lower", aspect=sp[2] / sp[0]
+        )
         axes[0, col].set_title(f"{title}\nsagittal (anterior right)")
         axes[1, col].set_title("coronal (radiological: patient right on the left)")
         for ax in axes[:, col]:

@@ -205,9 +205,7 @@ def read_case_json(path: str | Path) -> CaseResult:
 
 MEASUREMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Measurements))
 SINS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SinsItems))
-LEVEL_COLUMNS: tuple[str, ...] = (
-    ("case_id", "level", "complete", "lesion", *MEASUREMENT_FIELDS, *SINS_FIELDS, "flags")
-)
+LEVEL_COLUMNS: tuple[str, ...] = ("case_id", "level", "complete", "lesion", *MEASUREMENT_FIELDS, *SINS_FIELDS, "flags")
 
 
 def level_rows(case: CaseResult) -> list[dict[str, Any]]:

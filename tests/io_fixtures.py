@@ -48,8 +48,16 @@ def affine_for(axcodes: str, spacing: float = 1.5, shape: Sequence[int] = (24, 2
 
 
 # ---------------------------------------------------------------- NIfTI, MetaImage, NRRD
-def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None, *, qform_code: int = 1,
-                sform_code: int = 1, descrip: str | None = None, json_extension: dict | None = None) -> Path:
+def write_nifti(
+    path: Path,
+    array: np.ndarray,
+    affine: np.ndarray | None = None,
+    *,
+    qform_code: int = 1,
+    sform_code: int = 1,
+    descrip: str | None = None,
+    json_extension: dict | None = None,
+) -> Path:
     """NIfTI-1 with chosen qform/sform codes, description and an optional JSON (comment) extension."""
     affine = np.diag([1.5, 1.5, 1.5, 1.0]) if affine is None else affine
     img = nib.Nifti1Image(array, affine)
@@ -64,8 +72,14 @@ def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None,
     return path
 
 
-def write_metaimage(path: Path, array: np.ndarray, spacing: Iterable[float] = (1.0, 1.0, 1.0), *,
-                    drop: Iterable[str] = (), extra: Iterable[str] = ()) -> Path:
+def write_metaimage(
+    path: Path,
+    array: np.ndarray,
+    spacing: Iterable[float] = (1.0, 1.0, 1.0),
+    *,
+    drop: Iterable[str] = (),
+    extra: Iterable[str] = (),
+) -> Path:
     """Hand-written .mha (int16, index order [i, j, k, ...]) so header keys can be left out or added."""
     dims = array.ndim
     header = {
@@ -87,15 +101,19 @@ def write_metaimage(path: Path, array: np.ndarray, spacing: Iterable[float] = (1
     return path
 
 
-def write_nrrd(path: Path, array: np.ndarray, spacing: Iterable[float] = (1.0, 1.0, 1.0), *,
-               geometry: bool = True, extra: Iterable[str] = ()) -> Path:
+def write_nrrd(
+    path: Path,
+    array: np.ndarray,
+    spacing: Iterable[float] = (1.0, 1.0, 1.0),
+    *,
+    geometry: bool = True,
+    extra: Iterable[str] = (),
+) -> Path:
     """Hand-written 3D .nrrd (int16, raw) with or without its space directions."""
     spacing = list(spacing)
     lines = ["NRRD0004", "type: short", "dimension: 3", "sizes: " + " ".join(map(str, array.shape))]
     if geometry:
-        dirs = " ".join(
-            "(" + ",".join(str(spacing[a] if a == b else 0.0) for b in range(3)) + ")" for a in range(3)
-        )
+        dirs = " ".join("(" + ",".join(str(spacing[a] if a == b else 0.0) for b in range(3)) + ")" for a in range(3))
         lines += ["space: left-posterior-superior", f"space directions: {dirs}", "space origin: (0,0,0)"]
     lines += ["kinds: domain domain domain", "endian: little", "encoding: raw", *extra]
     data = np.asarray(array, dtype="<i2").tobytes(order="F")
@@ -111,12 +129,21 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
 
 
 # ---------------------------------------------------------------- DICOM (pydicom)
-def write_dicom_series(folder: Path, hu: np.ndarray, positions: np.ndarray, *,
-                       orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
-                       pixel_spacing: tuple[float, float] = (1.5, 1.5), modality: str = "CT",
-                       series_uid: str | None = None, slope: float = 1.0, intercept: float = -1024.0,
-                       omit: Iterable[str] = (), prefix: str = "IM",
-                       shuffle: int | None = None) -> list[Path]:
+def write_dicom_series(
+    folder: Path,
+    hu: np.ndarray,
+    positions: np.ndarray,
+    *,
+    orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
+    pixel_spacing: tuple[float, float] = (1.5, 1.5),
+    modality: str = "CT",
+    series_uid: str | None = None,
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    omit: Iterable[str] = (),
+    prefix: str = "IM",
+    shuffle: int | None = None,
+) -> list[Path]:
     """One DICOM file per slice k of `hu` (indexed [i, j, k]: i along the row direction).
 
     positions: (K, 3) ImagePositionPatient (LPS mm) of each slice. pixel_spacing: DICOM order
@@ -145,15 +172,28 @@ def write_dicom_series(folder: Path, hu: np.ndarray, positions: np.ndarray, *,
         ds.file_meta = meta
         values = {
             **SECRETS,
-            "SOPClassUID": sop_class, "SOPInstanceUID": meta.MediaStorageSOPInstanceUID,
-            "Modality": modality, "Manufacturer": "ACME", "SeriesInstanceUID": series_uid,
-            "StudyInstanceUID": study_uid, "FrameOfReferenceUID": frame_uid, "InstanceNumber": n + 1,
+            "SOPClassUID": sop_class,
+            "SOPInstanceUID": meta.MediaStorageSOPInstanceUID,
+            "Modality": modality,
+            "Manufacturer": "ACME",
+            "SeriesInstanceUID": series_uid,
+            "StudyInstanceUID": study_uid,
+            "FrameOfReferenceUID": frame_uid,
+            "InstanceNumber": n + 1,
             "ImagePositionPatient": [float(v) for v in positions[k]],
             "ImageOrientationPatient": [float(v) for v in orientation],
-            "PixelSpacing": [float(v) for v in pixel_spacing], "SliceThickness": 1.0,
-            "Rows": raw.shape[0], "Columns": raw.shape[1], "SamplesPerPixel": 1,
-            "PhotometricInterpretation": "MONOCHROME2", "BitsAllocated": 16, "BitsStored": 16,
-            "HighBit": 15, "PixelRepresentation": 1, "RescaleSlope": slope, "RescaleIntercept": intercept,
+            "PixelSpacing": [float(v) for v in pixel_spacing],
+            "SliceThickness": 1.0,
+            "Rows": raw.shape[0],
+            "Columns": raw.shape[1],
+            "SamplesPerPixel": 1,
+            "PhotometricInterpretation": "MONOCHROME2",
+            "BitsAllocated": 16,
+            "BitsStored": 16,
+            "HighBit": 15,
+            "PixelRepresentation": 1,
+            "RescaleSlope": slope,
+            "RescaleIntercept": intercept,
         }
         for key, value in values.items():
             if key not in set(omit):
@@ -183,15 +223,21 @@ def write_dicomdir_like(path: Path) -> Path:
     return path
 
 
-def axial_positions(count: int, step: float = 2.0,
-                    origin: Sequence[float] = (-24.0, -24.0, 0.0)) -> np.ndarray:
+def axial_positions(count: int, step: float = 2.0, origin: Sequence[float] = (-24.0, -24.0, 0.0)) -> np.ndarray:
     """ImagePositionPatient of an axial stack going superior from `origin`."""
     return np.asarray(origin, dtype=float) + np.outer(np.arange(count) * step, [0.0, 0.0, 1.0])
 
 
-def sphere_slices(center_lps: Sequence[float], radius: float, positions: np.ndarray,
-                  orientation: Sequence[float], size: tuple[int, int], spacing_ij: tuple[float, float],
-                  inside: float = 1000.0, outside: float = -1000.0) -> np.ndarray:
+def sphere_slices(
+    center_lps: Sequence[float],
+    radius: float,
+    positions: np.ndarray,
+    orientation: Sequence[float],
+    size: tuple[int, int],
+    spacing_ij: tuple[float, float],
+    inside: float = 1000.0,
+    outside: float = -1000.0,
+) -> np.ndarray:
     """Slices [i, j, k] sampling a ball in patient space at each pixel's true position (LPS mm)."""
     row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
     i, j = np.meshgrid(np.arange(size[0]), np.arange(size[1]), indexing="ij")

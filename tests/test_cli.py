@@ -116,8 +116,10 @@ def test_check_sample_prints_geometry(capsys: pytest.CaptureFixture[str], ct: Pa
     assert err == ""
     vol = load_ct(ct)
     first = out.splitlines()[0]
-    pattern = (r"ct\.nii\.gz: (\d+)x(\d+)x(\d+) voxels, spacing ([\d.]+), ([\d.]+), ([\d.]+) mm, "
-               r"orientation ([LRAPIS]{3}) \(canonical RAS\), HU (-?\d+)\.\.(-?\d+)")
+    pattern = (
+        r"ct\.nii\.gz: (\d+)x(\d+)x(\d+) voxels, spacing ([\d.]+), ([\d.]+), ([\d.]+) mm, "
+        r"orientation ([LRAPIS]{3}) \(canonical RAS\), HU (-?\d+)\.\.(-?\d+)"
+    )
     m = re.fullmatch(pattern, first)
     assert m, first
     assert tuple(int(v) for v in m.groups()[:3]) == vol.shape
@@ -187,21 +189,24 @@ BAD_INPUTS: list[tuple[Callable[[Path], Path], str]] = [
 
 
 @pytest.mark.parametrize(("build", "match"), BAD_INPUTS, ids=[b.__name__[1:] for b, _ in BAD_INPUTS])
-def test_check_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                         build: Callable[[Path], Path], match: str) -> None:
+def test_check_bad_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, build: Callable[[Path], Path], match: str
+) -> None:
     expect_usage_error(capsys, "check", build(tmp_path), match=match)
 
 
-def test_check_current_folder_names_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_current_folder_names_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(_empty_folder(tmp_path))
     line = expect_usage_error(capsys, "check", ".", match="no DICOM images found")
     assert not line.startswith("sins: error: :"), line
 
 
 # ---------------------------------------------------------------- analyze
-def test_analyze_sample_checks_input_then_says_not_implemented(capsys: pytest.CaptureFixture[str],
-                                                               tmp_path: Path) -> None:
+def test_analyze_sample_checks_input_then_says_not_implemented(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, err = run_cli(capsys, "analyze", SAMPLE_CTS[0], "--out", tmp_path / "out")
     assert code == 2
     assert out == ""
@@ -214,8 +219,9 @@ def test_analyze_sample_checks_input_then_says_not_implemented(capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("build", "match"), [BAD_INPUTS[2], BAD_INPUTS[6]], ids=["mr_like", "missing"])
-def test_analyze_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                           build: Callable[[Path], Path], match: str) -> None:
+def test_analyze_bad_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, build: Callable[[Path], Path], match: str
+) -> None:
     line = expect_usage_error(capsys, "analyze", build(tmp_path), "--out", tmp_path / "out", match=match)
     assert "not implemented" not in line
 
@@ -266,8 +272,7 @@ def test_phantom_orientation_is_written(capsys: pytest.CaptureFixture[str], tmp_
         (["--orientation", "RASL"], r"--orientation 'RASL': give three axis codes"),
     ],
 )
-def test_phantom_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                              extra: list[str], match: str) -> None:
+def test_phantom_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], match: str) -> None:
     expect_usage_error(capsys, "phantom", "--out", tmp_path / "out", *extra, match=match)
     assert not (tmp_path / "out").exists()
 

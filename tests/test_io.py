@@ -122,8 +122,9 @@ def test_unsupported_extension(tmp_path: Path, name: str) -> None:
     raises_one_line("unsupported file type", load_ct, tmp_path / name, CONFIG)
 
 
-@pytest.mark.parametrize(("name", "kind"), [("ct.nii", "NIfTI"), ("ct.nii.gz", "NIfTI"),
-                                            ("ct.nrrd", "NRRD"), ("ct.mha", "MetaImage")])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("ct.nii", "NIfTI"), ("ct.nii.gz", "NIfTI"), ("ct.nrrd", "NRRD"), ("ct.mha", "MetaImage")]
+)
 def test_text_file_with_image_extension(tmp_path: Path, name: str, kind: str) -> None:
     (tmp_path / name).write_text("this is not an image\n" * 20)
     raises_one_line(f"cannot read it as a {kind} file", load_ct, tmp_path / name, CONFIG)
@@ -152,8 +153,12 @@ def test_mhd_with_missing_raw_file(tmp_path: Path, ct_volume: Volume) -> None:
 # ---------------------------------------------------------------- not 3D
 @pytest.mark.parametrize(
     ("shape", "match"),
-    [((24, 20), "image is 2D"), ((24, 20, 1), r"image is 2D \(shape 24x20x1\)"),
-     ((24, 20, 16, 3), r"image is 4D \(shape 24x20x16x3\)"), ((24, 20, 16, 1, 2), "image is 5D")],
+    [
+        ((24, 20), "image is 2D"),
+        ((24, 20, 1), r"image is 2D \(shape 24x20x1\)"),
+        ((24, 20, 16, 3), r"image is 4D \(shape 24x20x16x3\)"),
+        ((24, 20, 16, 1, 2), "image is 5D"),
+    ],
 )
 def test_nifti_not_3d(tmp_path: Path, shape: tuple[int, ...], match: str) -> None:
     array = np.resize(ct_array(), shape).astype(np.int16)
@@ -234,8 +239,9 @@ def test_8bit_export_rejected(tmp_path: Path) -> None:
     eight = np.clip((ct_array().astype(float) + 1000) / 8, 0, 255).astype(np.uint8)
     eight[0, 0, 0], eight[1, 1, 1] = 0, 255
     path = write_nifti(tmp_path / "ct8.nii.gz", eight)
-    message = raises_one_line(r"range 0\.\.255\): export the CT in HU \(apply RescaleSlope/Intercept\)",
-                              load_ct, path, CONFIG)
+    message = raises_one_line(
+        r"range 0\.\.255\): export the CT in HU \(apply RescaleSlope/Intercept\)", load_ct, path, CONFIG
+    )
     assert "intensities do not look like Hounsfield units" in message
 
 
@@ -276,9 +282,12 @@ def test_label_map_other_axis_order_is_reoriented(tmp_path: Path, ct_volume: Vol
 
 @pytest.mark.parametrize(
     ("change", "match"),
-    [("shape", "shape 24x20x15 vs 24x20x16"), ("origin", "origin differs by 2 mm"),
-     ("spacing", "spacing 1.6 x 1.5 x 1.5 vs 1.5 x 1.5 x 1.5 mm"),
-     ("reoriented+shifted", "origin differs by 0.01 mm")],
+    [
+        ("shape", "shape 24x20x15 vs 24x20x16"),
+        ("origin", "origin differs by 2 mm"),
+        ("spacing", "spacing 1.6 x 1.5 x 1.5 vs 1.5 x 1.5 x 1.5 mm"),
+        ("reoriented+shifted", "origin differs by 0.01 mm"),
+    ],
 )
 def test_label_map_geometry_mismatch(tmp_path: Path, ct_volume: Volume, change: str, match: str) -> None:
     labels, affine = (ct_volume.array > 500).astype(np.uint8), ct_volume.affine.copy()
@@ -303,8 +312,11 @@ def test_label_map_bad_values(tmp_path: Path) -> None:
     path = write_nifti(tmp_path / "neg.nii.gz", np.full((8, 8, 8), -1, np.int16))
     raises_one_line("negative labels", load_label_map, path)
     raises_one_line("is a folder", load_label_map, tmp_path)
-    raises_one_line(r"image is 4D .*give a single 3D label map", load_label_map,
-                    write_nifti(tmp_path / "4d.nii.gz", np.zeros((8, 8, 8, 2), np.uint8)))
+    raises_one_line(
+        r"image is 4D .*give a single 3D label map",
+        load_label_map,
+        write_nifti(tmp_path / "4d.nii.gz", np.zeros((8, 8, 8, 2), np.uint8)),
+    )
 
 
 def test_label_map_may_be_empty(tmp_path: Path) -> None:
