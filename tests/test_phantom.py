@@ -170,8 +170,9 @@ def test_deterministic_for_a_seed_and_truth_has_the_schema(tmp_path: Path) -> No
         assert set(lv) == {"level", "complete", "lesion", "measurements", "sins", "flags"}
         assert set(lv["measurements"]) == set(MEASUREMENT_FIELDS)
         assert (lv["sins"] is None) == (not lv["lesion"])
-    for name in ("ct.nii.gz", "anatomy.nii.gz", "instances.nii.gz", "lesions.nii.gz", "spec.json"):
-        assert (out / name).exists() or name == "spec.json"
+    for name in ("ct.nii.gz", "anatomy.nii.gz", "instances.nii.gz", "lesions.nii.gz"):
+        assert (out / name).exists()
+    assert truth["phantom"]["spec"]["seed"] == 11
 
 
 def test_truncated_end_vertebrae_are_incomplete_without_heights() -> None:

@@ -84,8 +84,8 @@ def _spec_dict(spec: PhantomSpec) -> dict:
 
 
 def write_case(case: PhantomCase, out_dir: str | Path) -> Path:
-    """Write ct.nii.gz, anatomy.nii.gz, instances.nii.gz, lesions.nii.gz, truth.json, spec.json
-    and (when the spec has a pain value) clinical.csv."""
+    """Write ct.nii.gz, anatomy.nii.gz, instances.nii.gz, lesions.nii.gz, truth.json (with the spec
+    under "phantom") and, when the spec has a pain value, clinical.csv."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_volume(case.ct, out / "ct.nii.gz", np.int16)

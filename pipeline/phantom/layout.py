@@ -14,7 +14,7 @@ import numpy as np
 
 from ..anatomy import level_index
 from . import shapes
-from .spec import CollapseSpec, PhantomSpec
+from .spec import PhantomSpec
 from .tables import LevelDims, level_dims, level_tilt
 from .vertebra import Vertebra
 
@@ -182,6 +182,3 @@ def in_view(v: Vertebra, fov_min: np.ndarray, fov_max: np.ndarray) -> bool:
     inside = np.all((pts >= fov_min) & (pts <= fov_max), axis=1)
     return bool(np.any(inside))
 
-
-def collapse_for(spec: PhantomSpec, level: str) -> CollapseSpec | None:
-    return next((c for c in spec.collapses if c.level == level), None)

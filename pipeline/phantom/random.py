@@ -42,8 +42,6 @@ def random_spec(
     lumbar = 6 if (thoracic == 12 and rng.random() < 0.05) else 5
     spec0 = PhantomSpec(seed=seed, thoracic_count=thoracic, lumbar_count=lumbar)
     levels = level_list(spec0)
-    if bottom == "L3" and lumbar == 6:
-        bottom = "L3"
     top_cut = 1.0 if top == "C1" or rng.random() < 0.4 else float(rng.uniform(0.3, 0.7))
     bottom_cut = 1.0 if bottom == "S1" or rng.random() < 0.4 else float(rng.uniform(0.3, 0.7))
     if spacing is None:

@@ -16,7 +16,7 @@ from ..anatomy import VERSE_IDS, Anatomy, Lesion, is_rib_bearing, level_index
 from . import shapes
 from .layout import Layout
 from .lesions import LesionShape
-from .tables import chest_size
+from .tables import chest_profile, chest_size
 from .vertebra import CORTEX_MM, Vertebra
 
 
@@ -225,9 +225,8 @@ def _draw_soft_tissue(canvas: Canvas, layout: Layout, t: Tissues, rng: np.random
         if thor_levels:
             # inside the rib cage (the ellipse the ribs follow), beside the mediastinum, above a
             # dome-shaped diaphragm that sinks laterally, below an apex that rounds off
-            lv = prof["level"]
-            rx = np.interp(lv, [7, 8, 10, 14, 18, 20], [40, 70, 110, 135, 135, 115]) * habitus**0.5
-            ry = np.interp(lv, [7, 8, 10, 14, 18, 20], [30, 55, 80, 100, 104, 92]) * habitus**0.5
+            rx, ry = chest_profile(prof["level"])
+            rx, ry = rx * habitus**0.5, ry * habitus**0.5
             dx = px - prof["x"]
             ell = (dx / (rx - 9)) ** 2 + ((py - (prof["y"] + ry - 32)) / (ry - 9)) ** 2
             lat = np.clip(np.abs(dx) / rx, 0, 1)

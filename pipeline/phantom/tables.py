@@ -90,4 +90,14 @@ def level_tilt(level: str) -> float:
 
 
 def chest_size(level: str) -> tuple[float, float]:
+    """Half-width and half-depth (mm) of the rib cage at a thoracic level."""
     return _CHEST[level]
+
+
+def chest_profile(position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rib-cage half-width and half-depth along the column (`position`: C1 = 0, T1 = 7, ...)."""
+    levels = [f"T{i}" for i in range(1, 13)]
+    keys = np.array([_position(lv) for lv in levels])
+    rx = np.interp(position, keys, [_CHEST[lv][0] for lv in levels])
+    ry = np.interp(position, keys, [_CHEST[lv][1] for lv in levels])
+    return rx, ry

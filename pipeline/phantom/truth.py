@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
-from ..anatomy import level_index
 from ..config import SinsConfig
 from ..schema import CaseResult, InputInfo, LevelResult, Measurements, Software, summarise
 from ..scoring import lesion_type, near_threshold_flags, score_level
@@ -135,6 +134,3 @@ def _measure(
         posterolateral_right=right,
     )
 
-
-def level_sort_key(level: str) -> int:
-    return level_index(level)
