@@ -139,9 +139,9 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     for seed in tqdm(seeds, desc="phantoms", unit="case", disable=args.quiet or args.n == 1):
         spec = random_spec(seed, fov=args.fov, spacing=spacing, orientation=args.orientation)
         case = generate(spec)
-        write_case(case, out / spec.case_id)
+        written = write_case(case, out / spec.case_id)
     if args.n == 1:
-        print(out / random_spec(args.seed).case_id)
+        print(written)
     return 0
 
 
