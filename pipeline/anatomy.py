@@ -78,6 +78,30 @@ def is_rib_bearing(level: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Normal sagittal curve: tilt of each body's cranio-caudal axis (deg, + = top tilted anteriorly),
+# typical adult values (cervical lordosis, thoracic kyphosis, lumbar lordosis, sacral slope).
+# Segmental angle expected across a level = tilt(level above) - tilt(level below); the phantom
+# builds its spines from it and the measurement scales it to each patient ("expected regional curve").
+# --------------------------------------------------------------------------------------------
+NORMAL_TILT_DEG: dict[str, float] = {
+    "C1": -14, "C2": -12, "C3": -8, "C4": -4, "C5": 0, "C6": 5, "C7": 10,
+    "T1": 16, "T2": 18, "T3": 18, "T4": 16, "T5": 13, "T6": 9, "T7": 5, "T8": 1, "T9": -3,
+    "T10": -7, "T11": -10, "T12": -12, "L1": -13, "L2": -11, "L3": -5, "L4": 5, "L5": 17, "S1": 38,
+}  # fmt: skip
+
+
+def normal_tilt(level: str) -> float:
+    """Normal sagittal tilt (deg) of a level's axis; transitional T13/L6 halfway between neighbours."""
+    if level == "T13":
+        return (NORMAL_TILT_DEG["T12"] + NORMAL_TILT_DEG["L1"]) / 2
+    if level == "L6":
+        return (NORMAL_TILT_DEG["L5"] + NORMAL_TILT_DEG["S1"]) / 2
+    if level not in NORMAL_TILT_DEG:
+        raise ValueError(f"no normal tilt for level {level!r}")
+    return NORMAL_TILT_DEG[level]
+
+
+# --------------------------------------------------------------------------------------------
 # SINS location regions (Fisher 2010). The table of points lives in configs/sins.yaml.
 # --------------------------------------------------------------------------------------------
 JUNCTIONAL = "junctional"

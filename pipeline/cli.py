@@ -15,8 +15,6 @@ from . import __version__
 from .errors import InputError, NotImplementedYet, OpenSINSError
 
 _PENDING = {
-    "analyze": "segmentation and SINS measurement are not implemented yet (issues #3 measurement and "
-    "#4 model); the input checks above passed",
     "batch": "batch processing is not implemented yet (issue #6)",
     "validate": "validation against manual SINS is not implemented yet (issue #7)",
     "train": "the training recipe is not implemented yet (issue #4)",
@@ -42,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--case-id")
     a.add_argument("--pain", choices=["mechanical", "occasional", "none"])
     a.add_argument("--clinical", help="clinician CSV: case_id, level, pain, location")
-    a.add_argument("--labels", help="label map from another tool (instead of the network)")
+    a.add_argument("--labels", help="label map (OpenSINS anatomy map, or VerSe / TotalSegmentator vertebra ids)")
     a.add_argument("--label-format", choices=["opensins", "verse", "totalseg"], default="opensins")
+    a.add_argument("--lesions", help="lesion map on the CT grid (1 lytic, 2 blastic)")
+    a.add_argument("--lowest-level", help="override level naming: the lowest vertebra in the image, e.g. L4")
+    a.add_argument("--level-offset", type=int, help="override level naming: shift every name by N levels caudally")
     a.add_argument("--config", help="overlay on configs/sins.yaml")
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
@@ -97,14 +98,42 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .io import load_ct
+    from .analyze import AnalyzeRequest, analyze_case, write_outputs
+    from .clinical import parse_level_override
 
-    vol = load_ct(args.input)
-    print(
-        f"{vol.source}: {'x'.join(map(str, vol.shape))} voxels, orientation {vol.orientation}: input checks passed",
-        file=sys.stderr,
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    req = AnalyzeRequest(
+        ct=args.input,
+        labels=args.labels,
+        label_format=args.label_format,
+        lesions=args.lesions,
+        case_id=args.case_id,
+        pain=args.pain,
+        clinical_csv=args.clinical,
+        config=args.config,
+        override=parse_level_override(args.lowest_level, args.level_offset),
     )
-    raise NotImplementedYet(_PENDING["analyze"])
+    analysis = analyze_case(req)
+    write_outputs(analysis, out)
+    case = analysis.case
+    levels = " ".join(lv.level for lv in case.levels)
+    print(f"{case.case_id}: vertebrae {levels}; anchors: {'; '.join(case.anchors)}")
+    for lv in case.levels:
+        if lv.sins is None:
+            continue
+        s = lv.sins
+        total = str(s.total) if s.total is not None else f"{s.total_min}-{s.total_max} (pain unknown)"
+        print(
+            f"  {lv.level}: SINS {total} {s.category or ''}  [location {s.location}, pain {s.pain}, "
+            f"bone lesion {s.bone_lesion}, alignment {s.alignment}, collapse {s.collapse}, "
+            f"posterolateral {s.posterolateral}]"
+        )
+    if not case.summary.lesion_levels:
+        print("  no lesion level found")
+    print(f"written to {out}")
+    return 0
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:

@@ -64,6 +64,28 @@ class NearThreshold:
 
 
 @dataclass(frozen=True)
+class InstanceSettings:
+    min_body_ml: float
+    min_fragment_ml: float
+    min_ring_ml: float
+    lesion_attach_mm: float
+    rib_contact_mm: float
+    min_contact_ml: float
+
+
+@dataclass(frozen=True)
+class MeasurementSettings:
+    line_step_mm: float
+    wall_half_width_mm: float
+    endplate_window_mm: float
+    endplate_window_share: float
+    endplate_region: float
+    endplate_divergence_deg: float
+    curve_prior_levels: float
+    curve_outlier_deg: float
+
+
+@dataclass(frozen=True)
 class SinsConfig:
     collapse: CollapseThresholds
     lesion: LesionThresholds
@@ -71,6 +93,8 @@ class SinsConfig:
     posterolateral: PosterolateralThresholds
     category: CategoryThresholds
     near_threshold: NearThreshold
+    instances: InstanceSettings
+    measurement: MeasurementSettings
     source: str = field(default="", compare=False)
 
     @property

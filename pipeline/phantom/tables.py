@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..anatomy import normal_tilt
+
 #: Key rows: level, body height H, width W, depth D, disc height below, canal width, canal depth,
 #: pedicle width, pedicle height, spinous length, spinous caudal angle (deg), transverse length.
 _KEY_ROWS: tuple[tuple, ...] = (
@@ -25,12 +27,6 @@ _KEY_ROWS: tuple[tuple, ...] = (
     ("S1", 28, 50, 35, 0.0, 26, 14, 16, 14, 18, -10, 0),
 )
 
-#: Sagittal tilt of each body's cranio-caudal axis (deg, + = top tilted anteriorly).
-_TILT_DEG: dict[str, float] = {
-    "C1": -14, "C2": -12, "C3": -8, "C4": -4, "C5": 0, "C6": 5, "C7": 10,
-    "T1": 16, "T2": 18, "T3": 18, "T4": 16, "T5": 13, "T6": 9, "T7": 5, "T8": 1, "T9": -3,
-    "T10": -7, "T11": -10, "T12": -12, "L1": -13, "L2": -11, "L3": -5, "L4": 5, "L5": 17, "S1": 38,
-}  # fmt: skip
 
 #: Chest (rib cage) half-widths and half-depths (mm) by thoracic level, for ribs and lungs.
 _CHEST: dict[str, tuple[float, float]] = {
@@ -81,12 +77,8 @@ def level_dims(level: str) -> LevelDims:
 
 
 def level_tilt(level: str) -> float:
-    """Natural sagittal tilt (deg) of a level's axis."""
-    if level == "T13":
-        return (_TILT_DEG["T12"] + _TILT_DEG["L1"]) / 2
-    if level == "L6":
-        return (_TILT_DEG["L5"] + _TILT_DEG["S1"]) / 2
-    return _TILT_DEG[level]
+    """Natural sagittal tilt (deg) of a level's axis (the normative curve of `anatomy`)."""
+    return normal_tilt(level)
 
 
 def chest_size(level: str) -> tuple[float, float]:

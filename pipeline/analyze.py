@@ -1,0 +1,197 @@
+"""One case end to end: CT and label maps in, `CaseResult` and its files out (DESIGN.md §3-§4).
+
+    case = analyze_case(AnalyzeRequest(ct="ct.nii.gz", labels="anatomy.nii.gz", lesions="lesions.nii.gz"))
+    write_outputs(case, "out/")
+
+The segmentation network (issue #4) is not shipped yet, so a label map is required for now; it
+enters at "vertebra instances and level names" (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .anatomy import VERSE_IDS, Lesion
+from .clinical import ClinicalInfo, LevelOverride, clinical_for, clinical_notes, read_clinical_csv
+from .config import SinsConfig, load_sins_config
+from .errors import InputError, NotImplementedYet
+from .io import load_ct, load_label_map, save_volume
+from .schema import CaseResult, InputInfo, LevelResult, Software, summarise, write_case_json, write_levels_csv
+from .scoring import near_threshold_flags, score_level
+from .spine.labels import LABEL_FORMATS, SpineLabels, labels_from_ids, labels_from_opensins
+from .spine.measure import SpineMeasurement, measure_spine
+from .spine.naming import Naming, name_levels
+from .spine.vertebrae import extract_vertebrae
+from .volume import Volume, from_canonical, to_canonical
+
+#: Ids of lesions in `segmentation.nii.gz` (vertebrae carry their VerSe level id, 1-28).
+SEGMENTATION_LESION_IDS: dict[int, int] = {Lesion.LYTIC: 101, Lesion.BLASTIC: 102}
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    """What `sins analyze` was asked to do."""
+
+    ct: str | Path
+    labels: str | Path | None = None
+    label_format: str = "opensins"
+    lesions: str | Path | None = None
+    case_id: str | None = None
+    pain: str | None = None
+    clinical_csv: str | Path | None = None
+    config: str | Path | None = None
+    override: LevelOverride | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A scored case and what produced it (kept for the files and reports)."""
+
+    case: CaseResult
+    ct: Volume  # as read (input grid)
+    labels: SpineLabels  # canonical grid
+    instance_levels: dict[int, str] = field(default_factory=dict)
+    measurement: SpineMeasurement | None = None
+
+
+def case_id_from_path(path: str | Path) -> str:
+    """A case id from a file or folder name (extensions dropped, unsafe characters replaced)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if name in ("", ".", ".."):
+        name = Path(path).resolve().name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "case"
+
+
+def score_case(
+    case_id: str,
+    naming: Naming,
+    measured: SpineMeasurement,
+    clinical: ClinicalInfo,
+    cfg: SinsConfig,
+    input_info: InputInfo,
+    notes: tuple[str, ...] = (),
+) -> CaseResult:
+    """Turn measurements into the scored `CaseResult` (clinician items merged)."""
+    levels = []
+    for lm in measured.levels:
+        sins = None
+        flags: tuple[str, ...] = ()
+        if lm.lesion:
+            pain, location = clinical.pain_for(lm.level), clinical.location_for(lm.level)
+            sins = score_level(lm.level, lm.measurements, cfg, pain=pain, location=location)
+            flags = near_threshold_flags(lm.measurements, cfg)
+            if not lm.complete:
+                flags = (*flags, "incomplete:vertebra cut by the field of view")
+        levels.append(LevelResult(lm.level, lm.complete, lm.lesion, lm.measurements, sins, flags))
+    lesion_levels = [lv.level for lv in levels if lv.lesion]
+    all_notes = (*notes, *naming.notes, *measured.notes, *clinical_notes(clinical, lesion_levels))
+    return CaseResult(
+        case_id=case_id,
+        software=Software(version=__version__, model=None, model_sha256=None, config_sha256=cfg.hash),
+        input=input_info,
+        levels=tuple(levels),
+        summary=summarise(levels),
+        anchors=naming.anchors,
+        notes=tuple(all_notes),
+        extra={"curve_scale": measured.curve_scale},
+    )
+
+
+def analyze_labels(
+    labels: SpineLabels,
+    cfg: SinsConfig,
+    case_id: str,
+    input_info: InputInfo,
+    clinical: ClinicalInfo | None = None,
+    override: LevelOverride | None = None,
+) -> tuple[CaseResult, Naming, SpineMeasurement, list[int]]:
+    """Vertebrae, names, measurements and scores from label maps already on the canonical grid."""
+    clinical = clinical or ClinicalInfo(case_id)
+    verts = extract_vertebrae(labels, cfg)
+    naming = name_levels(verts, cfg, override or clinical.override)
+    measured = measure_spine(verts, naming.levels, cfg)
+    case = score_case(case_id, naming, measured, clinical, cfg, input_info, labels.notes)
+    return case, naming, measured, [v.id for v in verts]
+
+
+def analyze_case(req: AnalyzeRequest) -> Analysis:
+    """Load, check, analyse one case (nothing is written)."""
+    if req.label_format not in LABEL_FORMATS:
+        raise InputError(f"unknown label format {req.label_format!r}; expected one of {', '.join(LABEL_FORMATS)}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cfg = load_sins_config(req.config)
+    case_id = req.case_id or case_id_from_path(req.ct)
+    table = read_clinical_csv(req.clinical_csv) if req.clinical_csv else {}
+    clinical = clinical_for(table, case_id, req.pain)
+    ct = load_ct(req.ct)
+    if req.labels is None:
+        raise NotImplementedYet(
+            "the segmentation model is not shipped yet (issue #4): give a label map with --labels "
+            "(OpenSINS anatomy map, or --label-format verse/totalseg)"
+        )
+    if req.lesions is not None and req.label_format != "opensins" and not Path(req.lesions).exists():
+        raise InputError(f"lesion map {req.lesions} not found")
+    can = to_canonical(ct)
+    label_vol = to_canonical(load_label_map(req.labels, reference=ct))
+    lesion_vol = to_canonical(load_label_map(req.lesions, reference=ct)) if req.lesions else None
+    timings["load"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if req.label_format == "opensins":
+        labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=can)
+    else:
+        labels = labels_from_ids(label_vol, req.label_format, lesion_vol, cfg, reference=can)
+    info = InputInfo(shape=ct.shape, spacing_mm=ct.spacing, orientation=ct.orientation, source=ct.source)
+    case, naming, measured, ids = analyze_labels(labels, cfg, case_id, info, clinical, req.override)
+    timings["measure"] = time.perf_counter() - t1
+    extra = dict(case.extra)
+    extra["labels"] = {"source": req.label_format, "file": Path(req.labels).name}
+    extra["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    case = CaseResult(**{**case.__dict__, "extra": extra, "notes": (*ct.notes, *case.notes)})
+    return Analysis(case, ct, labels, dict(zip(ids, naming.levels, strict=True)), measured)
+
+
+def segmentation_map(analysis: Analysis) -> np.ndarray:
+    """Vertebrae by VerSe level id, lesions as 101 lytic / 102 blastic, on the canonical grid."""
+    lab = analysis.labels
+    lut = np.zeros(int(lab.instances.max()) + 1, np.uint8)
+    for inst, level in analysis.instance_levels.items():
+        lut[inst] = VERSE_IDS.get(level, 0)
+    seg = lut[lab.instances]
+    for lesion, sid in SEGMENTATION_LESION_IDS.items():
+        seg[lab.lesions == lesion] = sid
+    return seg
+
+
+def write_outputs(analysis: Analysis, out_dir: str | Path) -> list[Path]:
+    """Write sins.json, levels.csv and segmentation.nii.gz (input grid) with its label table."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ct = analysis.ct
+    seg = from_canonical(segmentation_map(analysis), to_canonical(ct), ct)
+    written = [save_volume(ct.with_array(seg), out / "segmentation.nii.gz", np.uint8)]
+    table = {str(VERSE_IDS[lv]): lv for lv in sorted(set(analysis.instance_levels.values()), key=VERSE_IDS.get)}
+    table.update({str(sid): f"lesion {Lesion(lesion).name.lower()}" for lesion, sid in SEGMENTATION_LESION_IDS.items()})
+    from .schema import write_json_atomic
+
+    written.append(write_json_atomic({"labels": table}, out / "segmentation_labels.json"))
+    written.append(write_levels_csv([analysis.case], out / "levels.csv"))
+    case = analysis.case
+    extra = dict(case.extra)
+    extra["timings_s"] = {**extra.get("timings_s", {}), "write": round(time.perf_counter() - t0, 3)}
+    case = CaseResult(**{**case.__dict__, "extra": extra})
+    written.append(write_case_json(case, out / "sins.json"))  # last: its presence marks a finished case
+    return written

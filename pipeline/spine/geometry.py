@@ -1,0 +1,269 @@
+"""Each vertebra's own frame and the geometry of its body, in millimetres (DESIGN.md §2).
+
+Frame: w cranial (the body's axis: the bisector of its two endplate normals, or, when the endplates
+diverge as in a wedge fracture, the smoothed centreline from its neighbours), v posterior (from the
+body centroid towards the spinal canal, made orthogonal to w), u = v x w towards the patient's left.
+
+Lengths are read off lines through a signed distance map of the body mask (linear interpolation
+between voxel centres puts the surface half-way between an inside and an outside voxel), averaged
+over a few parallel lines, so they do not depend on voxel size or image orientation beyond the
+sampling limit of the label map itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..config import MeasurementSettings
+from .vertebrae import VertebraMasks
+
+#: AP positions of the anterior, middle and posterior heights (share of body depth from the front).
+HEIGHT_POSITIONS = (0.15, 0.50, 0.85)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x)
+
+
+def make_frame(w: np.ndarray, posterior: np.ndarray) -> np.ndarray:
+    """Columns u (left), v (posterior), w (cranial) from an axis and a rough posterior direction."""
+    w = unit(w)
+    v = posterior - np.dot(posterior, w) * w
+    if np.linalg.norm(v) < 1e-6:  # no usable hint: the image's posterior (RAS -y), else its left
+        hint = np.array([0.0, -1.0, 0.0]) if abs(w[1]) < 0.9 else np.array([-1.0, 0.0, 0.0])
+        v = hint - np.dot(hint, w) * w
+    v = unit(v)
+    return np.stack([np.cross(v, w), v, w], axis=1)
+
+
+class BodySampler:
+    """Signed distance (mm, < 0 inside) of a vertebral body, sampled at world points."""
+
+    def __init__(self, vert: VertebraMasks) -> None:
+        spacing = np.linalg.norm(vert.affine[:3, :3], axis=0)
+        body = np.pad(vert.body, 1)
+        outside = ndimage.distance_transform_edt(~body, sampling=spacing)
+        inside = ndimage.distance_transform_edt(body, sampling=spacing)
+        self.sdf = (outside - inside).astype(np.float32)
+        self.inv = np.linalg.inv(vert.affine)
+        self.inv[:3, 3] += 1.0  # the padding
+        self.spacing = spacing
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        ijk = points @ self.inv[:3, :3].T + self.inv[:3, 3]
+        return ndimage.map_coordinates(self.sdf, ijk.T, order=1, cval=float(self.spacing.max()) * 2, mode="constant")
+
+    def crossing(
+        self, start: np.ndarray, direction: np.ndarray, reach: float, step: float
+    ) -> tuple[float, float] | None:
+        """(t_low, t_high) where the line start + t*direction leaves the body, for the inside run
+        nearest t = 0; None when the line misses the body."""
+        t = np.arange(-reach, reach + step / 2, step)
+        f = self(start[None, :] + t[:, None] * direction[None, :])
+        inside = f <= 0
+        if not inside.any():
+            return None
+        runs = np.flatnonzero(np.diff(np.concatenate([[0], inside.astype(np.int8), [0]])))
+        starts, stops = runs[::2], runs[1::2] - 1
+        containing = np.flatnonzero((t[starts] <= 0) & (t[stops] >= 0))
+        k = int(containing[0]) if containing.size else int(np.argmin(np.minimum(np.abs(t[starts]), np.abs(t[stops]))))
+        a, b = starts[k], stops[k]
+
+        def edge(i_in: int, i_out: int) -> float:
+            if i_out < 0 or i_out >= t.size:
+                return float(t[i_in])
+            f0, f1 = f[i_in], f[i_out]
+            return float(t[i_in] + (t[i_out] - t[i_in]) * f0 / (f0 - f1)) if f1 != f0 else float(t[i_in])
+
+        return edge(a, a - 1), edge(b, b + 1)
+
+
+@dataclass(frozen=True)
+class BodyGeometry:
+    """The body of one vertebra in its frame (local coordinates u, v, w about `centre`, mm)."""
+
+    centre: np.ndarray  # world: body centroid
+    frame: np.ndarray  # 3x3 columns u, v, w (world)
+    own_axis: np.ndarray  # bisector of the endplate normals (world)
+    normal_top: np.ndarray  # superior endplate normal (world, cranial)
+    normal_bottom: np.ndarray
+    divergence_deg: float  # angle between the endplate normals
+    front: float  # v of the anterior wall on the mid-sagittal line at mid-height
+    back: float  # v of the posterior wall
+    mid_u: float  # u of the mid-sagittal plane
+    back_plane: np.ndarray  # posterior wall: v = b0 + b1 u + b2 w
+    heights: tuple[float, float, float] | None  # anterior, middle, posterior (mm)
+    ends: tuple[tuple[float, float], ...] | None  # (w_bottom, w_top) at the three positions
+    volume_ml: float
+
+    def to_world(self, local: np.ndarray) -> np.ndarray:
+        return self.centre + self.frame @ local
+
+    @property
+    def depth(self) -> float:
+        return self.back - self.front
+
+    def back_at(self, w: float) -> float:
+        """v of the posterior wall on the mid-sagittal plane at height w."""
+        return float(self.back_plane @ [1.0, self.mid_u, w])
+
+
+def _reach(vert: VertebraMasks) -> float:
+    ext = np.array(vert.body.shape) * np.linalg.norm(vert.affine[:3, :3], axis=0)
+    return float(np.linalg.norm(ext))
+
+
+def _lines(cross, direction: np.ndarray, starts) -> list[tuple[np.ndarray, float, float]]:
+    """Crossings of lines (local starts) along `direction`; the ones that hit the body."""
+    out = []
+    for st in starts:
+        st = np.asarray(st, float)
+        c = cross(st, direction)
+        if c is not None:
+            out.append((st, c[0], c[1]))
+    return out
+
+
+#: Points farther than this (mm) from a fitted surface are refitted without (a line that slipped
+#: past a wedge's low front, a notch in the cortex).
+OUTLIER_MM = 1.5
+
+
+def _fit(xy: np.ndarray, z: np.ndarray, quadratic: bool) -> np.ndarray:
+    """Robust least squares z = c0 + c1 x + c2 y (+ c3 x^2 + c4 y^2 when quadratic)."""
+    cols = [np.ones(len(z)), xy[:, 0], xy[:, 1]]
+    if quadratic:
+        cols += [xy[:, 0] ** 2, xy[:, 1] ** 2]
+    design = np.stack(cols, axis=1)
+    use = np.ones(len(z), bool)
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
+    for _ in range(3):
+        resid = np.abs(design @ coef - z)
+        # drop the worst points beyond the limit, keeping enough to determine the fit
+        new = resid <= max(OUTLIER_MM, float(np.median(resid)) * 3)
+        if new.sum() < design.shape[1] + 2 or np.array_equal(new, use):
+            break
+        use = new
+        coef = np.linalg.lstsq(design[use], z[use], rcond=None)[0]
+    return coef
+
+
+def _normal(coef: np.ndarray) -> np.ndarray:
+    """Unit normal (local, w > 0) of the plane w = c0 + c1 u + c2 v."""
+    return unit(np.array([-coef[1], -coef[2], 1.0]))
+
+
+def measure_body(
+    vert: VertebraMasks,
+    sampler: BodySampler,
+    axis: np.ndarray,
+    posterior: np.ndarray,
+    ms: MeasurementSettings,
+) -> BodyGeometry:
+    """Frame and body geometry for a given cranio-caudal `axis` and posterior direction."""
+    centre = vert.world(vert.body).mean(axis=0)
+    frame = make_frame(axis, posterior)
+    u, v, w = frame.T
+    reach = _reach(vert)
+    step = ms.line_step_mm
+
+    def cross(local_start: np.ndarray, direction: np.ndarray) -> tuple[float, float] | None:
+        return sampler.crossing(centre + frame @ local_start, direction, reach, step)
+
+    # a first look along the three axes through the centroid
+    first_w = cross(np.zeros(3), w)
+    first_v = cross(np.zeros(3), v)
+    first_u = cross(np.zeros(3), u)
+    if first_w is None or first_v is None or first_u is None:
+        raise ValueError("body too thin to measure")
+    h0 = first_w[1] - first_w[0]
+    d0 = first_v[1] - first_v[0]
+
+    # sides (u) over the central part of the body: mid-sagittal plane and half width
+    sides = _lines(
+        cross, u, [(0.0, dv, dw) for dv in np.linspace(-0.2, 0.2, 3) * d0 for dw in np.linspace(-0.3, 0.3, 3) * h0]
+    )
+    if not sides:
+        raise ValueError("body too thin to measure")
+    mid_u = float(np.mean([(a + b) / 2 for _, a, b in sides]))
+    half_width = float(np.mean([(b - a) / 2 for _, a, b in sides]))
+    # walls (v): planes v = f(u, w) fitted to the anterior and posterior surfaces near the midline
+    wall_u = mid_u + np.linspace(-1, 1, 5) * min(ms.wall_half_width_mm, 0.4 * half_width)
+    walls = _lines(cross, v, [(uu, 0.0, dw) for uu in wall_u for dw in np.linspace(-0.3, 0.3, 7) * h0])
+    if len(walls) < 4:
+        raise ValueError("body too thin to measure")
+    pts = np.array([p for p, _, _ in walls])
+    fronts = np.array([a for _, a, _ in walls])
+    reach_front = fronts <= fronts.min() + OUTLIER_MM  # lines that pass over a low front (wedge) slip back
+    front_plane = _fit(pts[reach_front][:, [0, 2]], fronts[reach_front], quadratic=False)
+    back_plane = _fit(pts[:, [0, 2]], np.array([b for _, _, b in walls]), quadratic=False)
+    front = float(front_plane @ [1.0, mid_u, 0.0])
+    back = float(back_plane @ [1.0, mid_u, 0.0])
+    depth = back - front
+
+    # endplate planes from a grid of lines parallel to w over the central region
+    r = ms.endplate_region / 2
+    grid = [(uu, vv, 0.0) for uu in mid_u + np.linspace(-r, r, 5) * 2 * half_width
+            for vv in front + depth / 2 + np.linspace(-r, r, 5) * depth]  # fmt: skip
+    ends_grid = _lines(cross, w, grid)
+    n_top = n_bot = np.array([0.0, 0.0, 1.0])
+    if len(ends_grid) >= 4:
+        pts = np.array([p[:2] for p, _, _ in ends_grid])
+        n_bot = _normal(_fit(pts, np.array([a for _, a, _ in ends_grid]), quadratic=False))
+        n_top = _normal(_fit(pts, np.array([b for _, _, b in ends_grid]), quadratic=False))
+    divergence = float(np.degrees(np.arccos(np.clip(np.dot(n_top, n_bot), -1, 1))))
+    own = unit(frame @ unit(n_top + n_bot))
+
+    # heights: local quadratic fits of both endplates around each of the three positions
+    heights = ends = None
+    if vert.complete:
+        hs, es = [], []
+        du = np.linspace(-1, 1, 7) * min(ms.endplate_window_mm, 0.5 * half_width)
+        dv = np.linspace(-1, 1, 3) * ms.endplate_window_share * depth
+        for share in HEIGHT_POSITIONS:
+            vs_ = front + share * depth
+            lines = _lines(cross, w, [(mid_u + a, vs_ + b, 0.0) for a in du for b in dv])
+            if len(lines) < 6:
+                break
+            pts = np.array([(p[0] - mid_u, p[1] - vs_) for p, _, _ in lines])
+            lo = float(_fit(pts, np.array([a for _, a, _ in lines]), quadratic=True)[0])
+            hi = float(_fit(pts, np.array([b for _, _, b in lines]), quadratic=True)[0])
+            hs.append(hi - lo)
+            es.append((lo, hi))
+        if len(hs) == 3:
+            heights, ends = tuple(hs), tuple(es)
+    return BodyGeometry(
+        centre=centre,
+        frame=frame,
+        own_axis=own,
+        normal_top=unit(frame @ n_top),
+        normal_bottom=unit(frame @ n_bot),
+        divergence_deg=divergence,
+        front=front,
+        back=back,
+        mid_u=mid_u,
+        back_plane=back_plane,
+        heights=heights,  # type: ignore[arg-type]
+        ends=ends,
+        volume_ml=float(vert.body.sum()) * vert.voxel_ml,
+    )
+
+
+def posterior_direction(vert: VertebraMasks, centre: np.ndarray) -> np.ndarray | None:
+    """From the body centroid towards the spinal canal (canal label near the body), else towards
+    the posterior elements' centroid."""
+    if vert.canal.any() and vert.body.any():
+        # canal voxels at the body's height: within the body's bounding slab along the image axes
+        pts = vert.world(vert.canal)
+        body_pts = vert.world(vert.body)
+        lo, hi = body_pts.min(axis=0), body_pts.max(axis=0)
+        z = pts[:, 2]
+        sel = (z >= lo[2]) & (z <= hi[2])
+        if sel.sum() >= 5:
+            return pts[sel].mean(axis=0) - centre
+    if vert.posterior.any():
+        return vert.world(vert.posterior).mean(axis=0) - centre
+    return None

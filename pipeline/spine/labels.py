@@ -1,0 +1,234 @@
+"""Label maps in, `SpineLabels` out: anatomy, vertebra instances and lesions on one canonical grid.
+
+Three input conventions (``--label-format``):
+
+- ``opensins``: our anatomy map (`anatomy.Anatomy` ids: body, posterior elements, disc, canal, rib,
+  sacrum, pelvis) and lesion map (`anatomy.Lesion`). Vertebrae are separated here: each connected
+  vertebral body is one vertebra, and the posterior elements join the body they are connected to
+  (geodesic flooding from the bodies), so touching facet joints do not merge neighbours. Levels are
+  named later, from anatomical anchors.
+- ``verse`` / ``totalseg``: one id per vertebra (VerSe or TotalSegmentator v2 `total` ids). The ids
+  name the levels; each whole vertebra is split into body and posterior elements geometrically
+  (`split.split_vertebra`, spinal canal as reference).
+
+A lesion voxel that the anatomy map does not mark as bone (a network that lets a lesion replace
+bone, a lesion growing out of the cortex) joins the nearest bone voxel within
+``instances.lesion_attach_mm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from ..anatomy import TOTALSEG_NAMES, TOTALSEG_SACRUM, VERSE_NAMES, Anatomy, Lesion
+from ..config import SinsConfig
+from ..errors import CaseError, InputError
+from ..volume import Volume
+from .split import split_vertebra
+
+LABEL_FORMATS: tuple[str, ...] = ("opensins", "verse", "totalseg")
+_BONE = (Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS, Anatomy.SACRUM)
+
+
+@dataclass(frozen=True)
+class SpineLabels:
+    """Label maps on the canonical grid of the CT (`affine`: index -> RAS mm).
+
+    instances: vertebra instance id of every body / posterior-element voxel (0 elsewhere).
+    names: level name of each instance when the input map gave it (VerSe / TotalSegmentator ids).
+    """
+
+    anatomy: np.ndarray
+    instances: np.ndarray
+    lesions: np.ndarray
+    affine: np.ndarray
+    names: dict[int, str] = field(default_factory=dict)
+    source: str = "opensins"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return tuple(float(x) for x in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.spacing)) / 1000.0
+
+
+def _check_grid(label: Volume, reference: Volume, what: str) -> None:
+    if label.shape != reference.shape or not np.allclose(label.affine, reference.affine, atol=1e-3):
+        raise InputError(f"{what} {label.source or ''} does not lie on the CT grid".replace("  ", " "))
+
+
+def _lesion_array(lesions: Volume | None, reference: Volume) -> np.ndarray:
+    if lesions is None:
+        return np.zeros(reference.shape, np.uint8)
+    _check_grid(lesions, reference, "lesion map")
+    arr = np.asarray(lesions.array)
+    bad = np.setdiff1d(np.unique(arr), [int(v) for v in Lesion])
+    if bad.size:
+        raise InputError(
+            f"lesion map {lesions.source}: unknown label ids {bad[:5].tolist()} (expected 0, 1 lytic, 2 blastic)"
+        )
+    return arr.astype(np.uint8)
+
+
+def _bbox(mask: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
+    idx = np.nonzero(mask)
+    if idx[0].size == 0:
+        return None
+    return tuple(
+        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n)) for i, n in zip(idx, shape, strict=True)
+    )
+
+
+def attach_lesions(anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: float) -> tuple[np.ndarray, int]:
+    """Give lesion voxels outside bone the label of the nearest bone voxel within `max_mm`.
+
+    Returns the new anatomy map and the number of lesion voxels too far from bone (left out).
+    """
+    stray = (lesions > 0) & ~np.isin(anatomy, _BONE)
+    if not stray.any():
+        return anatomy, 0
+    margin = int(np.ceil(max_mm / min(spacing))) + 1
+    box = _bbox(stray, margin, anatomy.shape)
+    assert box is not None
+    sub = anatomy[box]
+    bone = np.isin(sub, _BONE)
+    if not bone.any():
+        return anatomy, int(stray.sum())
+    dist, idx = ndimage.distance_transform_edt(~bone, sampling=spacing, return_indices=True)
+    s = stray[box]
+    near = s & (dist <= max_mm)
+    out = anatomy.copy()
+    sub_out = out[box]
+    sub_out[near] = sub[tuple(i[near] for i in idx)]
+    return out, int((s & ~near).sum())
+
+
+def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Instance map of an OpenSINS anatomy map: one id per connected body, posterior elements flooded
+    from the bodies; a large body-less posterior piece above all bodies is its own instance (C1)."""
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    ic = cfg.instances
+    body = anatomy == Anatomy.VERTEBRAL_BODY
+    comp = cc3d.connected_components(body, connectivity=6).astype(np.int32)
+    sizes = np.bincount(comp.ravel())
+    keep = np.nonzero(sizes * voxel_ml >= ic.min_body_ml)[0]
+    keep = keep[keep > 0]
+    notes: list[str] = []
+    dropped = int(np.count_nonzero(sizes[1:] * voxel_ml < ic.min_body_ml))
+    if dropped:
+        notes.append(f"{dropped} vertebral-body fragment(s) under {ic.min_body_ml} mL ignored")
+    lut = np.zeros(sizes.size, np.int32)
+    lut[keep] = np.arange(1, keep.size + 1)
+    markers = lut[comp]
+    bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
+    box = _bbox(bone, 1, anatomy.shape)
+    instances = np.zeros(anatomy.shape, np.int32)
+    if box is None:
+        return instances, tuple(notes)
+    flooded = watershed(np.zeros(bone[box].shape, np.uint8), markers[box], mask=bone[box])
+    instances[box] = flooded
+    # posterior pieces no body reaches: a ring above every body (C1) or fragments
+    stray = bone & (instances == 0)
+    if stray.any():
+        pieces = cc3d.connected_components(stray, connectivity=26)
+        n_new = int(keep.size)
+        top_body = None  # highest body centroid (canonical k runs inferior -> superior)
+        if keep.size:
+            k_index = np.nonzero(markers)[2]
+            top_body = float(np.max(ndimage.mean(k_index, markers[markers > 0], np.arange(1, keep.size + 1))))
+        for label, size in enumerate(np.bincount(pieces.ravel())):
+            if label == 0 or size == 0:
+                continue
+            piece = pieces == label
+            ml = size * voxel_ml
+            kz = np.nonzero(piece)[2]
+            if ml >= ic.min_ring_ml and (top_body is None or float(kz.mean()) > top_body):
+                n_new += 1
+                instances[piece] = n_new
+            elif ml >= ic.min_fragment_ml:
+                notes.append(f"a posterior-element fragment of {ml:.2f} mL touches no vertebral body; left out")
+    return instances, tuple(notes)
+
+
+def labels_from_opensins(
+    anatomy: Volume, lesions: Volume | None, cfg: SinsConfig, reference: Volume | None = None
+) -> SpineLabels:
+    """SpineLabels from OpenSINS anatomy and lesion maps (canonical grid, see `Volume`)."""
+    reference = reference or anatomy
+    _check_grid(anatomy, reference, "anatomy map")
+    arr = np.asarray(anatomy.array)
+    bad = np.setdiff1d(np.unique(arr), [int(v) for v in Anatomy])
+    if bad.size:
+        raise InputError(
+            f"anatomy map {anatomy.source}: unknown label ids {bad[:5].tolist()}; an OpenSINS map has 0-7 "
+            "(use --label-format verse or totalseg for those tools' vertebra ids)"
+        )
+    les = _lesion_array(lesions, reference)
+    spacing = reference.spacing
+    arr, lost = attach_lesions(arr.astype(np.uint8), les, spacing, cfg.instances.lesion_attach_mm)
+    notes = []
+    if lost:
+        notes.append(f"{lost} lesion voxels lie farther than {cfg.instances.lesion_attach_mm} mm from bone; left out")
+        les = np.where(np.isin(arr, _BONE), les, 0).astype(np.uint8)
+    instances, inst_notes = separate_vertebrae(arr, spacing, cfg)
+    if not instances.any():
+        raise CaseError("no vertebra found in the anatomy map")
+    return SpineLabels(arr, instances, les, reference.affine, {}, "opensins", tuple(notes) + inst_notes)
+
+
+def labels_from_ids(
+    vertebrae: Volume, fmt: str, lesions: Volume | None, cfg: SinsConfig, reference: Volume | None = None
+) -> SpineLabels:
+    """SpineLabels from a VerSe or TotalSegmentator v2 map (one id per vertebra); other ids are ignored."""
+    if fmt not in ("verse", "totalseg"):
+        raise ValueError(fmt)
+    reference = reference or vertebrae
+    _check_grid(vertebrae, reference, "label map")
+    names = VERSE_NAMES if fmt == "verse" else TOTALSEG_NAMES
+    arr = np.asarray(vertebrae.array)
+    present = [int(i) for i in np.unique(arr) if int(i) in names]
+    if not present:
+        raise CaseError(f"the {fmt} label map {vertebrae.source} holds no vertebra id")
+    anatomy = np.zeros(arr.shape, np.uint8)
+    instances = np.zeros(arr.shape, np.int32)
+    if fmt == "totalseg":
+        anatomy[arr == TOTALSEG_SACRUM] = Anatomy.SACRUM
+    level_of: dict[int, str] = {}
+    notes: list[str] = []
+    for n, label in enumerate(present, start=1):
+        level = names[label]
+        mask = arr == label
+        box = _bbox(mask, 2, arr.shape)
+        assert box is not None
+        sub = mask[box]
+        sub_affine = reference.affine.copy()
+        sub_affine[:3, 3] = reference.affine[:3, :3] @ np.array([s.start for s in box]) + reference.affine[:3, 3]
+        if level == "S1" and fmt == "verse":  # VerSe 26 is the whole sacrum: no body to split
+            anatomy[mask] = Anatomy.SACRUM
+            instances[mask] = n
+            level_of[n] = level
+            continue
+        split = split_vertebra(sub, sub_affine)
+        part = np.where(split.body, Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS).astype(np.uint8)
+        anatomy[box][sub] = part[sub]
+        instances[box][sub] = n
+        level_of[n] = level
+        notes.extend(f"{level}: {note}" for note in split.notes)
+    les = _lesion_array(lesions, reference)
+    anatomy, lost = attach_lesions(anatomy, les, reference.spacing, cfg.instances.lesion_attach_mm)
+    if lost:
+        notes.append(f"{lost} lesion voxels lie farther than {cfg.instances.lesion_attach_mm} mm from bone; left out")
+    # lesion voxels that joined bone take the instance of the nearest instance voxel
+    gap = (anatomy > 0) & np.isin(anatomy, _BONE) & (instances == 0) & (les > 0)
+    if gap.any():
+        _, idx = ndimage.distance_transform_edt(instances == 0, return_indices=True)
+        instances[gap] = instances[tuple(i[gap] for i in idx)]
+    return SpineLabels(anatomy, instances, les, reference.affine, level_of, fmt, tuple(notes))

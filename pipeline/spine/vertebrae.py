@@ -1,0 +1,147 @@
+"""Per-vertebra masks, ordered cranial to caudal, with the contacts that anchor level naming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+
+from ..anatomy import Anatomy
+from ..config import SinsConfig
+from .labels import SpineLabels
+
+
+@dataclass(frozen=True)
+class VertebraMasks:
+    """One vertebra cut out of the label maps (a box of the canonical grid with a margin).
+
+    affine: index -> RAS mm of the box. lesion: lesion ids on this vertebra's voxels only.
+    complete: the body does not touch the image border. rib_ml / sacrum_ml: volume of rib (sacrum)
+    attached to this vertebra (costovertebral joints; S1 resting on the sacrum).
+    """
+
+    id: int
+    affine: np.ndarray
+    body: np.ndarray
+    posterior: np.ndarray
+    lesion: np.ndarray
+    canal: np.ndarray
+    complete: bool
+    rib_ml: float
+    sacrum_ml: float
+    given_name: str | None = None
+
+    @property
+    def has_body(self) -> bool:
+        return bool(self.body.any())
+
+    def world(self, mask: np.ndarray) -> np.ndarray:
+        """World (RAS mm) centres of the voxels of a mask of this box, (N, 3)."""
+        ijk = np.argwhere(mask).astype(float)
+        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    @property
+    def centroid(self) -> np.ndarray:
+        """Body centroid (world), or the posterior elements' when there is no body (C1)."""
+        return self.world(self.body if self.has_body else self.posterior).mean(axis=0)
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+
+def _box_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    out = affine.copy()
+    out[:3, 3] = affine[:3, :3] @ np.array([s.start for s in box], float) + affine[:3, 3]
+    return out
+
+
+def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float) -> dict[int, np.ndarray]:
+    """Per connected piece of `target`: voxel counts within `reach_mm` of each instance of `sources`."""
+    out: dict[int, np.ndarray] = {}
+    if not target.any() or not sources.any():
+        return out
+    spacing = labels.spacing
+    margin = int(np.ceil(reach_mm / min(spacing))) + 1
+    idx = np.nonzero(sources)
+    box = tuple(
+        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n))
+        for i, n in zip(idx, sources.shape, strict=True)
+    )
+    src = sources[box]
+    tgt = target[box]
+    if not tgt.any():
+        return out
+    dist, near = ndimage.distance_transform_edt(src == 0, sampling=spacing, return_indices=True)
+    close = tgt & (dist <= reach_mm)
+    pieces = cc3d.connected_components(tgt, connectivity=26)
+    owner = src[tuple(i[close] for i in near)]
+    n_inst = int(labels.instances.max()) + 1
+    for piece, inst in zip(pieces[close], owner, strict=True):
+        out.setdefault(int(piece), np.zeros(n_inst, np.int64))[int(inst)] += 1
+    return out
+
+
+def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMasks]:
+    """One `VertebraMasks` per instance, ordered cranial to caudal along the spine."""
+    ic = cfg.instances
+    inst = labels.instances
+    anat = labels.anatomy
+    body_inst = np.where(anat == Anatomy.VERTEBRAL_BODY, inst, 0)
+    voxel_ml = labels.voxel_ml
+    n_inst = int(inst.max()) + 1
+    # ribs: each rib piece belongs to the vertebra it touches most
+    rib_ml = np.zeros(n_inst)
+    for counts in _contacts(labels, anat == Anatomy.RIB, inst, ic.rib_contact_mm).values():
+        owner = int(np.argmax(counts))
+        rib_ml[owner] += counts[owner] * voxel_ml
+    sacrum_ml = np.zeros(n_inst)
+    for counts in _contacts(labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm).values():
+        sacrum_ml += counts * voxel_ml
+    canal_all = anat == Anatomy.SPINAL_CANAL
+    objects = ndimage.find_objects(inst)
+    shape = inst.shape
+    verts = []
+    for i, sl in enumerate(objects, start=1):
+        if sl is None:
+            continue
+        box = tuple(slice(max(s.start - 2, 0), min(s.stop + 2, n)) for s, n in zip(sl, shape, strict=True))
+        mine = inst[box] == i
+        a = anat[box]
+        body = mine & (a == Anatomy.VERTEBRAL_BODY)
+        posterior = mine & (a != Anatomy.VERTEBRAL_BODY)
+        lesion = np.where(mine, labels.lesions[box], 0).astype(np.uint8)
+        bidx = np.nonzero(body)
+        complete = bool(bidx[0].size) and all(
+            int(ix.min()) + s.start > 0 and int(ix.max()) + s.start < n - 1
+            for ix, s, n in zip(bidx, box, shape, strict=True)
+        )
+        verts.append(
+            VertebraMasks(
+                id=i,
+                affine=_box_affine(labels.affine, box),
+                body=body,
+                posterior=posterior,
+                lesion=lesion,
+                canal=canal_all[box],
+                complete=complete,
+                rib_ml=float(rib_ml[i]),
+                sacrum_ml=float(sacrum_ml[i]),
+                given_name=labels.names.get(i),
+            )
+        )
+    return order_cranial_to_caudal(verts)
+
+
+def order_cranial_to_caudal(verts: list[VertebraMasks]) -> list[VertebraMasks]:
+    """Sort along the main axis of the centroids, cranial (patient superior) first."""
+    if len(verts) < 2:
+        return verts
+    c = np.array([v.centroid for v in verts])
+    centred = c - c.mean(axis=0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    if axis[2] < 0:
+        axis = -axis
+    return [verts[i] for i in np.argsort(-(centred @ axis))]
