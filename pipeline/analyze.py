@@ -134,6 +134,9 @@ def analyze_case(req: AnalyzeRequest) -> Analysis:
     case_id = req.case_id or case_id_from_path(req.ct)
     table = read_clinical_csv(req.clinical_csv) if req.clinical_csv else {}
     clinical = clinical_for(table, case_id, req.pain)
+    pre_notes: tuple[str, ...] = ()
+    if req.clinical_csv and case_id not in table:
+        pre_notes = (f"clinical CSV has no row for case '{case_id}': pain unknown unless --pain is given",)
     ct = load_ct(req.ct)
     if req.labels is None:
         raise NotImplementedYet(
@@ -157,7 +160,7 @@ def analyze_case(req: AnalyzeRequest) -> Analysis:
     extra = dict(case.extra)
     extra["labels"] = {"source": req.label_format, "file": Path(req.labels).name}
     extra["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    case = CaseResult(**{**case.__dict__, "extra": extra, "notes": (*ct.notes, *case.notes)})
+    case = CaseResult(**{**case.__dict__, "extra": extra, "notes": (*pre_notes, *ct.notes, *case.notes)})
     return Analysis(case, ct, labels, dict(zip(ids, naming.levels, strict=True)), measured)
 
 

@@ -68,6 +68,9 @@ class InstanceSettings:
     min_body_ml: float
     min_fragment_ml: float
     min_ring_ml: float
+    split_erosion_mm: tuple[float, ...]
+    split_min_share: float
+    split_max_angle_deg: float
     lesion_attach_mm: float
     rib_contact_mm: float
     min_contact_ml: float
@@ -163,6 +166,12 @@ def _build(cls: type[T], data: Any, where: str) -> T:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{key}: expected an integer, got {value!r}")
             values[name] = value
+        elif typing.get_origin(tp) is tuple:
+            if not isinstance(value, list) or not value or any(
+                isinstance(x, bool) or not isinstance(x, (int, float)) for x in value
+            ):
+                raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
+            values[name] = tuple(float(x) for x in value)
         elif tp is str or (isinstance(tp, types.UnionType) and str in typing.get_args(tp)):
             values[name] = value
         else:  # pragma: no cover - only the types above are declared

@@ -204,26 +204,123 @@ def test_check_current_folder_names_it(
 
 
 # ---------------------------------------------------------------- analyze
-def test_analyze_sample_checks_input_then_says_not_implemented(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    code, out, err = run_cli(capsys, "analyze", SAMPLE_CTS[0], "--out", tmp_path / "out")
-    assert code == 2
-    assert out == ""
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 2, err
-    assert lines[0].startswith("ct.nii.gz: ") and lines[0].endswith("input checks passed"), lines[0]
-    assert lines[1].startswith("sins: error: ")
-    assert re.search(r"segmentation and SINS measurement are not implemented yet", lines[1]), lines[1]
+SAMPLE = REPO / "sample_cases" / "unstable_T12_lytic_collapse"
+
+
+def _analyze_args(out: Path, *extra: object) -> list[object]:
+    return [
+        "analyze", SAMPLE / "ct.nii.gz", "--labels", SAMPLE / "anatomy.nii.gz",
+        "--lesions", SAMPLE / "lesions.nii.gz", "--out", out, *extra,
+    ]  # fmt: skip
+
+
+def test_analyze_sample_with_labels_writes_the_case(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "out"
+    case_id = SAMPLE.name  # the id the clinical CSV uses
+    code, stdout, err = run_cli(
+        capsys, *_analyze_args(out, "--clinical", SAMPLE / "clinical.csv", "--case-id", case_id)
+    )
+    assert code == 0, err
+    assert "T12: SINS 18 unstable" in stdout
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["levels.csv", "segmentation.nii.gz", "segmentation_labels.json", "sins.json"]
+    doc = json.loads((out / "sins.json").read_text())
+    assert doc["case_id"] == case_id
+    assert doc["summary"] == {"lesion_levels": ["T12"], "max_total": 18, "max_level": "T12", "category": "unstable"}
+    assert doc["software"]["config_sha256"] and doc["software"]["model"] is None
+    truth = json.loads((SAMPLE / "truth.json").read_text())
+    assert [lv["level"] for lv in doc["levels"]] == [lv["level"] for lv in truth["levels"]]
+    header = (out / "levels.csv").read_text().splitlines()[0]
+    assert header.startswith("case_id,level,complete,lesion,height_anterior_mm")
+    import nibabel as nib
+
+    img, ct = nib.load(out / "segmentation.nii.gz"), nib.load(SAMPLE / "ct.nii.gz")
+    assert img.shape == ct.shape and np.allclose(img.affine, ct.affine, atol=1e-4)
+    assert {19, 101} <= set(np.unique(np.asarray(img.dataobj)).tolist())  # T12 (VerSe id) and a lytic lesion
+
+
+def test_analyze_without_pain_gives_a_range(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, stdout, err = run_cli(capsys, *_analyze_args(tmp_path / "out", "--clinical", SAMPLE / "clinical.csv"))
+    assert code == 0, err
+    assert "T12: SINS 15-18 (pain unknown) unstable" in stdout  # the range decides the category
+    doc = (tmp_path / "out" / "sins.json").read_text()
+    assert '"case_id": "ct"' in doc  # from the file name, never from a header
+    assert "clinical CSV has no row for case 'ct'" in doc
+
+
+def test_analyze_pain_flag_and_level_override(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, stdout, err = run_cli(capsys, *_analyze_args(tmp_path / "out", "--pain", "none", "--level-offset", "1"))
+    assert code == 0, err
+    assert "L1: SINS 15 unstable" in stdout  # T12 renamed L1 (still junctional), pain-free
+    assert "clinician override" in stdout
+
+
+def test_analyze_without_labels_says_the_model_is_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    expect_usage_error(capsys, "analyze", SAMPLE / "ct.nii.gz", "--out", out, match="model is not shipped yet")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--level-offset", "9"], "level override"),
+        (["--lowest-level", "Q4"], "unknown"),
+    ],
+)
+def test_analyze_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], match: str) -> None:
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, *_analyze_args(out, *extra))
+    line = one_error_line(err)
+    assert code in (2, 3) and re.search(match, line), line
+    assert not (out / "sins.json").exists()
+
+
+def test_analyze_bad_clinical_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    csv = tmp_path / "clinical.csv"
+    csv.write_text("case_id,level,pain\nct,,severe\n")
+    line = expect_usage_error(capsys, *_analyze_args(tmp_path / "out", "--clinical", csv), match="row 2")
+    assert "severe" in line
+
+
+def test_analyze_label_map_on_another_grid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    other = REPO / "sample_cases" / "stable_L3_blastic" / "anatomy.nii.gz"
+    args = ["analyze", SAMPLE / "ct.nii.gz", "--labels", other, "--out", tmp_path / "out"]
+    expect_usage_error(capsys, *args, match="grid|shape")
+
+
+def test_analyze_unknown_label_ids(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import nibabel as nib
+
+    ct = nib.load(SAMPLE / "ct.nii.gz")
+    bad = np.asarray(nib.load(SAMPLE / "anatomy.nii.gz").dataobj).astype(np.uint8)
+    bad[0, 0, 0] = 42
+    path = tmp_path / "bad.nii.gz"
+    nib.save(nib.Nifti1Image(bad, ct.affine), path)
+    args = ["analyze", SAMPLE / "ct.nii.gz", "--labels", path, "--out", tmp_path / "out"]
+    expect_usage_error(capsys, *args, match="unknown label ids")
+
+
+def test_analyze_empty_label_map_is_a_case_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import nibabel as nib
+
+    ct = nib.load(SAMPLE / "ct.nii.gz")
+    path = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(ct.shape, np.uint8), ct.affine), path)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "analyze", SAMPLE / "ct.nii.gz", "--labels", path, "--out", out)
+    assert code == 3
+    assert "no vertebra" in one_error_line(err)
+    assert not (out / "sins.json").exists()
 
 
 @pytest.mark.parametrize(("build", "match"), [BAD_INPUTS[2], BAD_INPUTS[6]], ids=["mr_like", "missing"])
 def test_analyze_bad_input(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, build: Callable[[Path], Path], match: str
 ) -> None:
-    line = expect_usage_error(capsys, "analyze", build(tmp_path), "--out", tmp_path / "out", match=match)
-    assert "not implemented" not in line
+    expect_usage_error(capsys, "analyze", build(tmp_path), "--out", tmp_path / "out", match=match)
 
 
 # ---------------------------------------------------------------- phantom

@@ -82,7 +82,7 @@ def place_lesion(spec: LesionSpec, v: Vertebra, rng: np.random.Generator) -> Les
 def _place_posterior(spec: LesionSpec, v: Vertebra, side: int) -> LesionShape:
     """Largest-fitting spot around the pedicle / articular-process junction of one side."""
     _, _, vc = v.canal
-    h = v.nominal_height
+    h = v.arch_height
 
     def inside(q: np.ndarray) -> bool:
         ok = (v.posterior_sdf(q) <= 0.2) & (q[:, 1] >= v.depth / 2 + 0.5) & (q[:, 0] * side > 1.0)

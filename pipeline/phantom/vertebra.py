@@ -45,6 +45,14 @@ class Vertebra:
     def nominal_height(self) -> float:
         return self.dims.height
 
+    @property
+    def arch_height(self) -> float:
+        """Height of the posterior wall; the arch (pedicles, laminae, facets) scales with it, so a
+        crushed body takes its posterior elements down with it instead of leaving them hanging
+        into the level below."""
+        bot, top = self.endplates(np.zeros(1), np.array([self.depth / 2]))
+        return float(top[0] - bot[0])
+
     def _ellipse(self) -> tuple[float, float, float]:
         """Cross-section ellipse (a, b, v0): anterior tip at -D/2, clipped flat at v = +D/2."""
         b = 0.55 * self.depth
@@ -147,7 +155,11 @@ class Vertebra:
     def pedicle_w(self) -> float:
         """w of the pedicle axis (upper part of the body)."""
         _, top = self.endplates(np.zeros(1), np.array([self.depth / 2]))
-        return float(top[0]) - self.dims.pedicle_height / 2 - 0.12 * self.nominal_height
+        return float(top[0]) - self.pedicle_height / 2 - 0.12 * self.arch_height
+
+    @property
+    def pedicle_height(self) -> float:
+        return self.dims.pedicle_height * self.arch_height / self.nominal_height
 
     def pedicle_u(self, side: int) -> float:
         """u of a pedicle axis; side +1 left, -1 right."""
@@ -166,7 +178,8 @@ class Vertebra:
         ra, rb, vc = self.canal
         wp = self.pedicle_w
         lt = max(3.0, 0.22 * d.pedicle_width + 3.0)  # lamina thickness
-        lam_h = 0.75 * self.nominal_height
+        h = self.arch_height
+        lam_h = 0.75 * h
         parts: list[tuple[str, object]] = []
 
         def lamina(p: np.ndarray) -> np.ndarray:
@@ -184,13 +197,13 @@ class Vertebra:
             parts.append(
                 (
                     f"pedicle_{side}",
-                    _capsule(a, b, d.pedicle_width / 2, d.pedicle_height / 2, np.array([1.0, 0.0, 0.0])),
+                    _capsule(a, b, d.pedicle_width / 2, self.pedicle_height / 2, np.array([1.0, 0.0, 0.0])),
                 )
             )
             # articular processes (facets): superior rises above, inferior hangs below
-            sap = np.array([up + side * 1.0, vc + 2.0, wp + 0.45 * self.nominal_height])
-            iap = np.array([up, vc + 6.0, wp - 0.75 * self.nominal_height])
-            rf = np.array([d.pedicle_width / 2 + 1.0, 5.0, 0.3 * self.nominal_height])
+            sap = np.array([up + side * 1.0, vc + 2.0, wp + 0.45 * h])
+            iap = np.array([up, vc + 6.0, wp - 0.75 * h])
+            rf = np.array([d.pedicle_width / 2 + 1.0, 5.0, 0.3 * h])
             parts.append((f"facet_sup_{side}", _ellipsoid(sap, rf)))
             parts.append((f"facet_inf_{side}", _ellipsoid(iap, rf * np.array([0.9, 1.0, 1.0]))))
             if d.transverse_length > 0:
@@ -201,7 +214,7 @@ class Vertebra:
         sa = np.deg2rad(d.spinous_angle)
         s0 = np.array([0.0, vc + rb + lt - 2.0, wp - 0.1 * lam_h])
         s1 = s0 + d.spinous_length * np.array([0.0, np.cos(sa), -np.sin(sa)])
-        sh = max(4.0, 0.3 * self.nominal_height)
+        sh = max(4.0, 0.3 * h)
         parts.append(("spinous", _capsule(s0, s1, 3.0, sh, np.array([1.0, 0.0, 0.0]))))
         return parts
 

@@ -1,13 +1,14 @@
 """Each vertebra's own frame and the geometry of its body, in millimetres (DESIGN.md §2).
 
-Frame: w cranial (the body's axis: the bisector of its two endplate normals, or, when the endplates
-diverge as in a wedge fracture, the smoothed centreline from its neighbours), v posterior (from the
+Frame: w cranial (the body's axis: the bisector of its two endplate normals combined with the
+direction of its walls, each weighted by how well the voxel grid resolves it; the walls alone when
+the endplates diverge as in a wedge fracture), v posterior (from the
 body centroid towards the spinal canal, made orthogonal to w), u = v x w towards the patient's left.
 
-Lengths are read off lines through a signed distance map of the body mask (linear interpolation
-between voxel centres puts the surface half-way between an inside and an outside voxel), averaged
-over a few parallel lines, so they do not depend on voxel size or image orientation beyond the
-sampling limit of the label map itself.
+Lengths are read off lines through the body mask (the surface is the boundary of the labelled
+voxels' cells) and fitted over many parallel lines, so the staircase of the voxel grid averages
+out: they do not depend on voxel size or image orientation beyond the sampling limit of the label
+map itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from scipy import ndimage
 from ..config import MeasurementSettings
 from .vertebrae import VertebraMasks
 
+#: Share of the body's height (to either side of its centre) over which the walls are fitted.
+WALL_SPAN = 0.35
 #: AP positions of the anterior, middle and posterior heights (share of body depth from the front).
 HEIGHT_POSITIONS = (0.15, 0.50, 0.85)
 
@@ -40,37 +43,47 @@ def make_frame(w: np.ndarray, posterior: np.ndarray) -> np.ndarray:
 
 
 class BodySampler:
-    """Signed distance (mm, < 0 inside) of a vertebral body, sampled at world points."""
+    """Inside (< 0) or outside (> 0) the body at world points: the label of the voxel that holds
+    each point (nearest neighbour), so a surface is the boundary of the labelled voxels' cells.
+
+    For a smooth surface sampled at voxel centres that cell boundary is unbiased on average, in
+    any direction and for any voxel shape, which a distance map of the mask is not (with thick
+    slices the in-plane neighbours of a stair step pull the zero crossing towards the step).
+    """
 
     def __init__(self, vert: VertebraMasks) -> None:
         spacing = np.linalg.norm(vert.affine[:3, :3], axis=0)
-        body = np.pad(vert.body, 1)
-        outside = ndimage.distance_transform_edt(~body, sampling=spacing)
-        inside = ndimage.distance_transform_edt(body, sampling=spacing)
-        self.sdf = (outside - inside).astype(np.float32)
+        body = np.pad(vert.body, 2)
+        # one-voxel spikes and bridges (partial volume, osteophyte tips) would bias the walls and endplates
+        opened = ndimage.binary_opening(body, ndimage.generate_binary_structure(3, 1))
+        self.mask = (opened if opened.any() else body).astype(np.float32)
+        self.max_gap = 1.5 * float(spacing.max())
         self.inv = np.linalg.inv(vert.affine)
-        self.inv[:3, 3] += 1.0  # the padding
-        self.spacing = spacing
+        self.inv[:3, 3] += 2.0  # the padding
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         ijk = points @ self.inv[:3, :3].T + self.inv[:3, 3]
-        return ndimage.map_coordinates(self.sdf, ijk.T, order=1, cval=float(self.spacing.max()) * 2, mode="constant")
+        return 0.5 - ndimage.map_coordinates(self.mask, ijk.T, order=0, cval=0.0, mode="constant")
 
     def crossing(
         self, start: np.ndarray, direction: np.ndarray, reach: float, step: float
     ) -> tuple[float, float] | None:
-        """(t_low, t_high) where the line start + t*direction leaves the body, for the inside run
-        nearest t = 0; None when the line misses the body."""
+        """(t_low, t_high): where the line start + t*direction first enters and last leaves the
+        body; None when it misses the body."""
         t = np.arange(-reach, reach + step / 2, step)
         f = self(start[None, :] + t[:, None] * direction[None, :])
         inside = f <= 0
         if not inside.any():
             return None
-        runs = np.flatnonzero(np.diff(np.concatenate([[0], inside.astype(np.int8), [0]])))
-        starts, stops = runs[::2], runs[1::2] - 1
-        containing = np.flatnonzero((t[starts] <= 0) & (t[stops] >= 0))
-        k = int(containing[0]) if containing.size else int(np.argmin(np.minimum(np.abs(t[starts]), np.abs(t[stops]))))
-        a, b = starts[k], stops[k]
+        # bridge short gaps (a basivertebral vein channel, a notch) and keep the run through the
+        # start, else the longest one
+        gap = int(np.ceil(self.max_gap / step))
+        filled = ndimage.binary_closing(np.pad(inside, gap), np.ones(2 * gap + 1, bool))[gap:-gap] | inside
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], filled.astype(np.int8), [0]])))
+        starts, stops = edges[::2], edges[1::2] - 1
+        through = np.flatnonzero((t[starts] <= 0) & (t[stops] >= 0))
+        k = int(through[0]) if through.size else int(np.argmax(stops - starts))
+        a, b = int(starts[k]), int(stops[k])
 
         def edge(i_in: int, i_out: int) -> float:
             if i_out < 0 or i_out >= t.size:
@@ -183,16 +196,18 @@ def measure_body(
     d0 = first_v[1] - first_v[0]
 
     # sides (u) over the central part of the body: mid-sagittal plane and half width
-    sides = _lines(
-        cross, u, [(0.0, dv, dw) for dv in np.linspace(-0.2, 0.2, 3) * d0 for dw in np.linspace(-0.3, 0.3, 3) * h0]
-    )
-    if not sides:
+    side_w = np.linspace(-1, 1, 7) * WALL_SPAN * h0
+    sides = _lines(cross, u, [(0.0, dv, dw) for dv in np.linspace(-0.2, 0.2, 3) * d0 for dw in side_w])
+    if len(sides) < 4:
         raise ValueError("body too thin to measure")
-    mid_u = float(np.mean([(a + b) / 2 for _, a, b in sides]))
+    side_pts = np.array([p for p, _, _ in sides])
+    mids = np.array([(a + b) / 2 for _, a, b in sides])
+    mid_plane = _fit(side_pts[:, 1:], mids, quadratic=False)  # u_mid = m0 + m1 v + m2 w
+    mid_u = float(mid_plane[0])
     half_width = float(np.mean([(b - a) / 2 for _, a, b in sides]))
     # walls (v): planes v = f(u, w) fitted to the anterior and posterior surfaces near the midline
     wall_u = mid_u + np.linspace(-1, 1, 5) * min(ms.wall_half_width_mm, 0.4 * half_width)
-    walls = _lines(cross, v, [(uu, 0.0, dw) for uu in wall_u for dw in np.linspace(-0.3, 0.3, 7) * h0])
+    walls = _lines(cross, v, [(uu, 0.0, dw) for uu in wall_u for dw in np.linspace(-1, 1, 7) * WALL_SPAN * h0])
     if len(walls) < 4:
         raise ValueError("body too thin to measure")
     pts = np.array([p for p, _, _ in walls])
@@ -215,7 +230,19 @@ def measure_body(
         n_bot = _normal(_fit(pts, np.array([a for _, a, _ in ends_grid]), quadratic=False))
         n_top = _normal(_fit(pts, np.array([b for _, _, b in ends_grid]), quadratic=False))
     divergence = float(np.degrees(np.arccos(np.clip(np.dot(n_top, n_bot), -1, 1))))
-    own = unit(frame @ unit(n_top + n_bot))
+    # the walls' direction (posterior wall in the sagittal plane, the sides' midline in the coronal
+    # plane) is the body's axis too; thick slices blur the endplates' tilt but not the walls'
+    wall_axis = unit(np.array([mid_plane[2], back_plane[2], 1.0]))
+    spacing = np.linalg.norm(vert.affine[:3, :3], axis=0)
+    along = lambda d: float(np.abs(frame[:, d]) @ spacing)  # noqa: E731 - voxel extent along a local axis
+    sigma_end = along(2) / max(ms.endplate_region * min(depth, 2 * half_width), 1e-6)
+    sigma_wall = max(along(0), along(1)) / max(2 * WALL_SPAN * h0, 1e-6)
+    if divergence > ms.endplate_divergence_deg:  # wedge or fracture: the endplates do not give the axis
+        own_local = wall_axis
+    else:
+        we, ww = 1 / sigma_end**2, 1 / sigma_wall**2
+        own_local = unit((we * unit(n_top + n_bot) + ww * wall_axis) / (we + ww))
+    own = unit(frame @ own_local)
 
     # heights: local quadratic fits of both endplates around each of the three positions
     heights = ends = None

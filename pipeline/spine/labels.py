@@ -111,6 +111,74 @@ def attach_lesions(anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: fl
     return out, int((s & ~near).sum())
 
 
+def _spine_axis_near(centroids: np.ndarray, k: int) -> np.ndarray:
+    """Local spine direction at component k: towards its nearest other components (image z if none)."""
+    others = np.delete(np.arange(len(centroids)), k)
+    if others.size == 0:
+        return np.array([0.0, 0.0, 1.0])
+    d = np.linalg.norm(centroids[others] - centroids[k], axis=1)
+    near = others[np.argsort(d)[:2]]
+    if near.size == 2 and np.dot(centroids[near[0]] - centroids[k], centroids[near[1]] - centroids[k]) < 0:
+        axis = centroids[near[0]] - centroids[near[1]]
+    else:
+        axis = centroids[near[0]] - centroids[k]
+    return axis / max(np.linalg.norm(axis), 1e-9)
+
+
+def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, int]:
+    """Split body components that are two bodies touching through a thin bridge (a collapsed disc,
+    an osteophyte, a kyphotic segment closing the anterior disc space).
+
+    A component is eroded (by distance to its surface) by each radius in turn. When it falls into
+    pieces that each hold a fair share of it and lie one above the other along the spine (not side
+    by side, as the halves of a crushed body would), the pieces seed a watershed that returns every
+    voxel of the component to the nearest piece. Returns the relabelled map and the number of splits.
+    """
+    ic = cfg.instances
+    spacing = np.asarray(spacing, float)
+    out = bodies.copy()
+    next_id = int(bodies.max()) + 1
+    n_split = 0
+    objects = ndimage.find_objects(bodies)
+    labels = [i for i, sl in enumerate(objects, start=1) if sl is not None]
+    if not labels:
+        return out, 0
+    centroids = np.array(ndimage.center_of_mass(bodies > 0, bodies, labels)) * spacing
+    for k, label in enumerate(labels):
+        sl = objects[label - 1]
+        assert sl is not None
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        comp = bodies[box] == label
+        size = int(comp.sum())
+        depth = ndimage.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        axis = _spine_axis_near(centroids, k)
+        for r in ic.split_erosion_mm:
+            pieces = cc3d.connected_components(depth > r, connectivity=6)
+            sizes = np.bincount(pieces.ravel())[1:]
+            if np.count_nonzero(sizes) < 2:
+                continue
+            top2 = np.argsort(sizes)[::-1][:2] + 1
+            grown = watershed(-depth, np.where(np.isin(pieces, top2), pieces, 0), mask=comp)
+            parts = [grown == t for t in top2]
+            shares = [float(part.sum()) / size for part in parts]
+            c = [np.argwhere(part).mean(axis=0) * spacing for part in parts]
+            sep = c[0] - c[1]
+            along = abs(float(np.dot(sep, axis))) / max(float(np.linalg.norm(sep)), 1e-9)
+            if min(shares) >= ic.split_min_share and along >= np.cos(np.radians(ic.split_max_angle_deg)):
+                sub = out[box]
+                sub[parts[1]] = next_id
+                next_id += 1
+                n_split += 1
+                break
+    if n_split:  # renumber 1..n
+        ids = np.unique(out)
+        ids = ids[ids > 0]
+        lut = np.zeros(int(out.max()) + 1, np.int32)
+        lut[ids] = np.arange(1, ids.size + 1)
+        out = lut[out]
+    return out, n_split
+
+
 def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, tuple[str, ...]]:
     """Instance map of an OpenSINS anatomy map: one id per connected body, posterior elements flooded
     from the bodies; a large body-less posterior piece above all bodies is its own instance (C1)."""
@@ -128,6 +196,10 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
     lut = np.zeros(sizes.size, np.int32)
     lut[keep] = np.arange(1, keep.size + 1)
     markers = lut[comp]
+    markers, n_split = split_touching_bodies(markers, spacing, cfg)
+    if n_split:
+        notes.append(f"{n_split} pair(s) of touching vertebral bodies separated at their narrowest contact")
+    keep = np.arange(1, int(markers.max()) + 1)
     bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
     box = _bbox(bone, 1, anatomy.shape)
     instances = np.zeros(anatomy.shape, np.int32)

@@ -121,19 +121,17 @@ def _frames(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> list[BodyGeometr
                 geos[i] = measure_body(v, samplers[i], axes[i], post[i], ms)  # type: ignore[arg-type]
             except ValueError:
                 geos[i] = None
-    # second pass: the body's own axis, or its neighbours' where its endplates diverge (collapse)
-    reliable = [g is not None and g.divergence_deg <= ms.endplate_divergence_deg for g in geos]
+    # second pass in each body's own axis (endplates and walls; walls alone where the endplates diverge)
     final: list[BodyGeometry | None] = []
     for i, g in enumerate(geos):
-        if g is None:
+        sampler = samplers[i]
+        if g is None or sampler is None:
             final.append(None)
             continue
-        if reliable[i]:
-            axis = g.own_axis
-        else:
-            near = [geos[j].own_axis for j in (i - 1, i + 1) if 0 <= j < len(geos) and reliable[j]]  # type: ignore[union-attr]
-            axis = unit(np.sum(near, axis=0)) if near else axes[i]
-        final.append(measure_body(verts[i], samplers[i], axis, g.frame[:, 1], ms))  # type: ignore[arg-type]
+        try:
+            final.append(measure_body(verts[i], sampler, g.own_axis, g.frame[:, 1], ms))
+        except ValueError:  # too small or thin to measure in its own axis: keep the first look
+            final.append(g)
     return final
 
 

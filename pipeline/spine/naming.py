@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..anatomy import ALL_LEVELS, CERVICAL, level_index
+from ..anatomy import CERVICAL
 from ..clinical import LevelOverride
 from ..config import SinsConfig
 from ..errors import CaseError
@@ -65,12 +65,13 @@ def name_levels(verts: Sequence[VertebraMasks], cfg: SinsConfig, override: Level
     else:
         names, anchors, notes = _from_anchors(verts, cfg)
     if override is not None and override.offset:
+        col = column(13 if "T13" in names else 12, 6 if "L6" in names else 5)
         shifted = []
         for name in names:
-            k = level_index(name) + override.offset
-            if not 0 <= k < len(ALL_LEVELS):
+            k = col.index(name) + override.offset
+            if not 0 <= k < len(col):
                 raise CaseError(f"level offset {override.offset:+d} moves {name} off the column")
-            shifted.append(ALL_LEVELS[k])
+            shifted.append(col[k])
         anchors = (*anchors, f"clinician override: names shifted by {override.offset:+d}")
         names = tuple(shifted)
     return Naming(tuple(names), anchors, notes)

@@ -27,6 +27,9 @@ from scipy.spatial import ConvexHull
 # --------------------------------------------------------------------------- geometric constants
 #: Pixel size (mm) of the 2-D projection along the cranio-caudal axis.
 GRID_MM = 0.5
+#: The body seed is the most anterior point whose depth inside the projection is at least this share of
+#: the deepest (the body is the thickest part; a truncated slab may tie it with a pedicle).
+SEED_THICKNESS_SHARE = 0.8
 #: Smallest hole area (mm²) accepted as the vertebral foramen (a thick-slice canal can shrink to a
 #: few pixels; the smallest adult canal is ~150 mm²).
 MIN_CANAL_AREA_MM2 = 9.0
@@ -35,9 +38,12 @@ MIN_CANAL_AREA_MM2 = 9.0
 CANAL_CONE_DEG = 50.0
 #: Radii (mm) of the morphological closings tried, in order, when the arch does not close.
 CLOSING_RADII_MM = (1.5, 3.0, 4.5, 6.0)
+#: The canal's anterior margin is read on this central share of its width (its lateral recesses can
+#: reach in front of the body's posterior wall).
+CANAL_CENTRAL_SHARE = 0.5
 #: The body reaches this far (mm) behind the canal's anterior margin (posterior wall thickness
 #: rounding, the margin drawn at the pixel edge).
-BODY_MARGIN_MM = 1.0
+BODY_MARGIN_MM = 0.0
 #: Band (mm in front of the canal's anterior margin) where the body's width is measured.
 WIDTH_BAND_MM = (4.0, 12.0)
 #: Lateral slack (mm) added to the body's measured width.
@@ -48,6 +54,13 @@ MIDLINE_HALF_WIDTH_MM = 3.0
 FALLBACK_CANAL_HALF_DEPTH_MM = 8.0
 #: Ring (mm) around the canal whose voxels give the canal centroid's cranio-caudal position.
 CANAL_RING_MM = 4.0
+#: Mirror-symmetry search for the mid-sagittal line (axial rotation): largest rotation from the image's
+#: AP direction (deg), largest offset from the canal centroid (mm), coarse-to-fine (angle deg, offset
+#: mm) steps, and the number of projection points scored.
+SYMMETRY_MAX_DEG = 40.0
+SYMMETRY_SHIFT_MM = 6.0
+SYMMETRY_STEPS = ((5.0, 2.0), (1.0, 0.5))
+SYMMETRY_POINTS = 3000
 #: Axis estimation: largest tilt (deg) from the prior axis searched, and the search steps (deg).
 AXIS_MAX_TILT_DEG = 45.0
 AXIS_STEPS_DEG = (6.0, 2.0, 0.5)
@@ -136,9 +149,11 @@ class _Projection:
 
 
 def _body_seed(occ: np.ndarray) -> np.ndarray:
-    """Pixel of the thickest point of the projection (centre of the largest inscribed disk)."""
+    """Pixel inside the body: the most anterior of the near-thickest points of the projection."""
     dist = ndimage.distance_transform_edt(occ)
-    return np.array(np.unravel_index(int(np.argmax(dist)), occ.shape))
+    cand = np.argwhere(dist >= SEED_THICKNESS_SHARE * dist.max())
+    best = cand[cand[:, 1] == cand[:, 1].min()]
+    return best[np.argmax(dist[best[:, 0], best[:, 1]])]
 
 
 def _pick_hole(occ: np.ndarray, seed: np.ndarray, back: np.ndarray) -> np.ndarray | None:
@@ -201,13 +216,46 @@ def _find_canal(occ: np.ndarray, seed: np.ndarray, back: np.ndarray) -> _Canal |
     return None if notch is None or not notch.any() else _Canal(notch, "notch")
 
 
-def _body_region(occ: np.ndarray, seed: np.ndarray, canal: np.ndarray, back: np.ndarray) -> np.ndarray:
-    """2-D body: in front of the canal's anterior margin, within the width of the body."""
+def _symmetry_direction(occ: np.ndarray, pivot: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Direction (pixel axes, near `back`) of the line near `pivot` about which `occ` is most mirror
+    symmetric: the vertebra's mid-sagittal line. Coarse-to-fine grid over angle and offset."""
+    pts = np.argwhere(occ)
+    pts = pts[:: max(1, len(pts) // SYMMETRY_POINTS)].astype(float) - pivot
+    shape = np.array(occ.shape)
+
+    def score(ang: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        normal = np.stack([-np.sin(ang), np.cos(ang)], axis=-1)  # (k, 2)
+        dist = pts @ normal.T - shift  # (n, k)
+        # the projection has an empty border, so clipping sends outside points to empty pixels
+        i = np.clip(np.rint(pts[:, :1] + pivot[0] - 2.0 * dist * normal[:, 0]).astype(np.intp), 0, shape[0] - 1)
+        j = np.clip(np.rint(pts[:, 1:] + pivot[1] - 2.0 * dist * normal[:, 1]).astype(np.intp), 0, shape[1] - 1)
+        return occ[i, j].sum(axis=0)
+
+    ang0, shift0 = float(np.arctan2(back[1], back[0])), 0.0
+    ang_span, shift_span = np.deg2rad(SYMMETRY_MAX_DEG), SYMMETRY_SHIFT_MM / GRID_MM
+    for ang_step, shift_step in SYMMETRY_STEPS:
+        a = ang0 + np.arange(-ang_span, ang_span + 1e-9, np.deg2rad(ang_step))
+        b = shift0 + np.arange(-shift_span, shift_span + 1e-9, shift_step / GRID_MM)
+        aa, bb = (x.ravel() for x in np.meshgrid(a, b, indexing="ij"))
+        k = int(np.argmax(score(aa, bb)))
+        ang0, shift0 = float(aa[k]), float(bb[k])
+        ang_span, shift_span = np.deg2rad(ang_step), shift_step / GRID_MM
+    return np.array([np.cos(ang0), np.sin(ang0)])
+
+
+def _body_region(
+    occ: np.ndarray, seed: np.ndarray, canal: np.ndarray, back: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-D body (in front of the canal's anterior margin, within the body's width) and its core (the
+    part clearly in front of the canal, free of pedicles and transverse processes)."""
     ii, jj = np.indices(occ.shape)
     pix = np.stack([ii, jj], axis=-1).astype(float)
     t = (pix - seed) @ back * GRID_MM  # mm along body -> canal
     lat = (pix - seed) @ np.array([-back[1], back[0]]) * GRID_MM
-    t_margin = float(t[canal].min())
+    lat_c = lat[canal]
+    mid = 0.5 * (lat_c.min() + lat_c.max())
+    central = np.abs(lat_c - mid) <= CANAL_CENTRAL_SHARE * 0.5 * (lat_c.max() - lat_c.min()) + GRID_MM
+    t_margin = float(t[canal][central].min())
     solid = ndimage.binary_fill_holes(occ) & ~canal
     front = solid & (t < t_margin + BODY_MARGIN_MM)
     labels, _ = ndimage.label(front)
@@ -220,7 +268,8 @@ def _body_region(occ: np.ndarray, seed: np.ndarray, canal: np.ndarray, back: np.
         labels, _ = ndimage.label(comp)
         if labels[tuple(seed)]:
             comp = labels == labels[tuple(seed)]
-    return comp
+    core = comp & (t < t_margin - WIDTH_BAND_MM[0])
+    return comp, (core if core.any() else comp)
 
 
 def _split_along(world: np.ndarray, affine: np.ndarray, w: np.ndarray):
@@ -235,18 +284,9 @@ def _split_along(world: np.ndarray, affine: np.ndarray, w: np.ndarray):
     if canal is None:
         body_px = ndimage.binary_fill_holes(occ)
         return body_px[proj.pix[:, 0], proj.pix[:, 1]], None, frame[:, 1], None
-    # refine the AP direction: body seed -> canal centroid, then recompute once
-    for _ in range(2):
-        c = np.array(ndimage.center_of_mass(canal.pixels))
-        back = _unit(c - seed)
-        body_px = _body_region(occ, seed, canal.pixels, back)
-        bc = np.array(ndimage.center_of_mass(body_px))
-        if np.linalg.norm(c - bc) > 0:
-            seed_dir = _unit(c - bc)
-            if np.allclose(seed_dir, back, atol=1e-3):
-                break
-            back = seed_dir
-    body_px = _body_region(occ, seed, canal.pixels, back)
+    # AP direction: the vertebra's mirror-symmetry line through the canal (axial rotation)
+    back = _symmetry_direction(occ, np.array(ndimage.center_of_mass(canal.pixels)), back)
+    body_px, _ = _body_region(occ, seed, canal.pixels, back)
     c_uv = np.array(ndimage.center_of_mass(canal.pixels)) * GRID_MM + proj.origin
     ring = ndimage.binary_dilation(canal.pixels, _disk(CANAL_RING_MM / GRID_MM))
     near = ring[proj.pix[:, 0], proj.pix[:, 1]]

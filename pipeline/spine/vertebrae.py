@@ -84,6 +84,49 @@ def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reac
     return out
 
 
+def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, reach_mm: float):
+    """Per rib piece: (piece id, contact voxel counts per instance, the instance whose body centroid
+    lies nearest, in the axial plane, to one of the piece's contact voxels)."""
+    inst = labels.instances
+    if not ribs.any() or not inst.any():
+        return []
+    spacing = np.asarray(labels.spacing)
+    margin = int(np.ceil(reach_mm / spacing.min())) + 1
+    idx = np.nonzero(inst)
+    box = tuple(
+        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n))
+        for i, n in zip(idx, inst.shape, strict=True)
+    )
+    src, tgt = inst[box], ribs[box]
+    if not tgt.any():
+        return []
+    dist, near = ndimage.distance_transform_edt(src == 0, sampling=spacing, return_indices=True)
+    close = tgt & (dist <= reach_mm)
+    pieces = cc3d.connected_components(tgt, connectivity=26)
+    owner = src[tuple(i[close] for i in near)]
+    where = np.argwhere(close)
+    n_inst = int(inst.max()) + 1
+    ids = np.arange(1, n_inst)
+    has_body = np.bincount(body_inst.ravel(), minlength=n_inst) > 0
+    centres = np.zeros((n_inst, 3))
+    if has_body.any():
+        centres[ids] = np.array(ndimage.center_of_mass(body_inst[box] > 0, body_inst[box], ids))
+    out = []
+    piece_of = pieces[close]
+    for piece in np.unique(piece_of):
+        sel = piece_of == piece
+        counts = np.bincount(owner[sel], minlength=n_inst)
+        lateral = np.full(n_inst, np.inf)
+        for o in np.unique(owner[sel]):
+            if not has_body[o]:
+                continue
+            d = (where[sel][owner[sel] == o] - centres[o]) * spacing
+            lateral[o] = float(np.min(np.hypot(d[:, 0], d[:, 1])))  # canonical axes 0, 1: R-L, A-P
+        nearest = int(np.argmin(lateral)) if np.isfinite(lateral).any() else int(np.argmax(counts))
+        out.append((int(piece), counts, nearest))
+    return out
+
+
 def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMasks]:
     """One `VertebraMasks` per instance, ordered cranial to caudal along the spine."""
     ic = cfg.instances
@@ -92,11 +135,12 @@ def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMask
     body_inst = np.where(anat == Anatomy.VERTEBRAL_BODY, inst, 0)
     voxel_ml = labels.voxel_ml
     n_inst = int(inst.max()) + 1
-    # ribs: each rib piece belongs to the vertebra it touches most
+    # ribs: each rib piece belongs to the vertebra its most medial contact touches (the head at the
+    # costovertebral joint; a low rib may also brush the transverse process of the vertebra below,
+    # but farther from that vertebra's midline)
     rib_ml = np.zeros(n_inst)
-    for counts in _contacts(labels, anat == Anatomy.RIB, inst, ic.rib_contact_mm).values():
-        owner = int(np.argmax(counts))
-        rib_ml[owner] += counts[owner] * voxel_ml
+    for _piece, counts, nearest in _rib_contacts(labels, anat == Anatomy.RIB, body_inst, ic.rib_contact_mm):
+        rib_ml[nearest] += counts[nearest] * voxel_ml
     sacrum_ml = np.zeros(n_inst)
     for counts in _contacts(labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm).values():
         sacrum_ml += counts * voxel_ml

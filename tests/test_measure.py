@@ -1,0 +1,267 @@
+"""Measurement stage on phantoms with exact truth: geometry, naming, invariance, sample cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.analyze import AnalyzeRequest, analyze_case, analyze_labels
+from pipeline.clinical import ClinicalInfo, LevelOverride
+from pipeline.config import load_sins_config
+from pipeline.errors import CaseError
+from pipeline.phantom import (
+    CollapseSpec,
+    DeformitySpec,
+    LesionSpec,
+    PhantomSpec,
+    TranslationSpec,
+    generate,
+)
+from pipeline.spine.labels import attach_lesions, labels_from_opensins, split_touching_bodies
+from pipeline.spine.naming import column, name_levels
+from pipeline.spine.vertebrae import VertebraMasks
+from pipeline.volume import to_canonical
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_cases"
+
+CFG = load_sins_config()
+ITEMS = ("location", "pain", "bone_lesion", "alignment", "collapse", "posterolateral", "total", "category")
+
+
+def _analyze(case, pain: str | None = None):
+    labels = labels_from_opensins(to_canonical(case.anatomy), to_canonical(case.lesions), CFG)
+    info = ClinicalInfo(case.spec.case_id, {None: pain} if pain else {})
+    result, naming, measured, _ = analyze_labels(labels, CFG, case.spec.case_id, case.truth.input, info)
+    return result, naming, measured
+
+
+def _small(**kw) -> PhantomSpec:
+    """A thoracolumbar phantom with a narrow field of view (fast to draw)."""
+    base = {
+        "seed": 11,
+        "case_id": "geometry",
+        "top": "T10",
+        "bottom": "L3",
+        "spacing": (1.0, 1.0, 1.0),
+        "inplane_fov_mm": (170.0, 150.0),
+        "rotation_deg": (4.0, -3.0, 2.0),
+        "pain": "mechanical",
+    }
+    base.update(kw)
+    return PhantomSpec(**base)
+
+
+@pytest.fixture(scope="module")
+def pathology_case():
+    """Wedge collapse with lesions at T12, a 6 mm anterior translation of L1 on L2."""
+    spec = _small(
+        lesions=(
+            LesionSpec("T12", "body", 3.0, 0.0),
+            LesionSpec("T12", "posterior_left", 0.5, 0.0),
+            LesionSpec("L1", "body", 2.0, 0.5),
+        ),
+        collapses=(CollapseSpec("T12", "wedge", 0.4),),
+        translations=(TranslationSpec("L1", 6.0, 0.0),),
+    )
+    return generate(spec, CFG)
+
+
+def test_geometry_matches_truth_at_1mm(pathology_case):
+    result, naming, _ = _analyze(pathology_case, "mechanical")
+    truth = {lv.level: lv for lv in pathology_case.truth.levels}
+    assert [lv.level for lv in result.levels] == list(truth)
+    assert any("last rib-bearing" in a for a in naming.anchors)
+    for lv in result.levels:
+        t = truth[lv.level]
+        assert lv.complete == t.complete
+        assert lv.lesion == t.lesion, lv.level
+        m, tm = lv.measurements, t.measurements
+        if t.complete and lv.level not in ("C2", "S1"):
+            for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
+                assert getattr(m, key) == pytest.approx(getattr(tm, key), abs=1.0), (lv.level, key)
+            assert m.collapse_fraction == pytest.approx(tm.collapse_fraction, abs=0.05), lv.level
+        for key in ("translation_ap_mm", "translation_lr_mm"):
+            if getattr(tm, key) is not None:
+                assert getattr(m, key) == pytest.approx(getattr(tm, key), abs=1.0), (lv.level, key)
+        for key in ("kyphosis_deg", "scoliosis_deg"):
+            if getattr(tm, key) is not None:
+                assert getattr(m, key) == pytest.approx(getattr(tm, key), abs=3.0), (lv.level, key)
+        if t.sins is not None:
+            assert lv.sins is not None
+            for item in ITEMS:
+                assert getattr(lv.sins, item) == getattr(t.sins, item), (lv.level, item)
+    assert result.summary == pathology_case.truth.summary
+
+
+def test_deformity_measured_against_the_expected_curve():
+    case = generate(
+        _small(seed=12, deformities=(DeformitySpec("T12", 16.0, 0.0),), lesions=(LesionSpec("T12", "body", 2.0, 1.0),)),
+        CFG,
+    )
+    result, _, measured = _analyze(case)
+    t12 = next(lv for lv in result.levels if lv.level == "T12")
+    assert t12.measurements.kyphosis_deg == pytest.approx(16.0, abs=3.0)
+    assert t12.sins is not None and t12.sins.alignment == 2
+    assert measured.curve_scale == pytest.approx(case.spec.curve_scale, abs=0.3)
+
+
+def test_scoliosis_sign_left_positive():
+    case = generate(_small(seed=13, spacing=(1.5, 1.5, 1.5), deformities=(DeformitySpec("L1", 0.0, 15.0),)), CFG)
+    result, _, _ = _analyze(case)
+    l1 = next(lv for lv in result.levels if lv.level == "L1")
+    assert l1.measurements.scoliosis_deg == pytest.approx(15.0, abs=3.0)
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "PIR"])
+def test_orientation_does_not_change_the_measurements(orientation):
+    spec = _small(spacing=(2.0, 2.0, 2.0), lesions=(LesionSpec("L1", "body", 2.0, 0.0),))
+    ras, _, _ = _analyze(generate(spec, CFG))
+    other, _, _ = _analyze(generate(dataclasses.replace(spec, orientation=orientation), CFG))
+    assert [lv.level for lv in ras.levels] == [lv.level for lv in other.levels]
+    for a, b in zip(ras.levels, other.levels, strict=True):
+        for key, value in dataclasses.asdict(a.measurements).items():
+            other_value = getattr(b.measurements, key)
+            if isinstance(value, float):
+                assert other_value == pytest.approx(value, abs=1e-6), (a.level, key)
+            else:
+                assert other_value == value
+        assert a.sins == b.sins
+
+
+def test_resampling_keeps_items_and_heights_within_a_voxel():
+    spec = _small(spacing=(1.2, 1.2, 1.2), lesions=(LesionSpec("T12", "body", 3.0, 0.0),),
+                  collapses=(CollapseSpec("T12", "biconcave", 0.35),))  # fmt: skip
+    fine, _, _ = _analyze(generate(spec, CFG))
+    coarse, _, _ = _analyze(generate(dataclasses.replace(spec, spacing=(2.0, 2.0, 2.0)), CFG))
+    assert [lv.level for lv in fine.levels] == [lv.level for lv in coarse.levels]
+    for a, b in zip(fine.levels, coarse.levels, strict=True):
+        assert a.sins == b.sins, a.level
+        for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
+            if getattr(a.measurements, key) is not None:
+                assert getattr(b.measurements, key) == pytest.approx(getattr(a.measurements, key), abs=2.0)
+
+
+@pytest.mark.parametrize("name", ["stable_L3_blastic", "potentially_unstable_L1_lytic", "unstable_T12_lytic_collapse"])
+def test_sample_cases_score_like_their_truth(name):
+    folder = SAMPLES / name
+    analysis = analyze_case(
+        AnalyzeRequest(
+            ct=folder / "ct.nii.gz",
+            labels=folder / "anatomy.nii.gz",
+            lesions=folder / "lesions.nii.gz",
+            clinical_csv=folder / "clinical.csv",
+            case_id=name,
+        )
+    )
+    truth = json.loads((folder / "truth.json").read_text())
+    case = analysis.case
+    assert [lv.level for lv in case.levels] == [lv["level"] for lv in truth["levels"]]
+    assert case.summary.category == truth["summary"]["category"]
+    assert case.summary.max_level == truth["summary"]["max_level"]
+    assert case.summary.max_total == truth["summary"]["max_total"]
+    for lv, t in zip(case.levels, truth["levels"], strict=True):
+        if t["sins"]:
+            assert lv.sins is not None
+            assert dataclasses.asdict(lv.sins) == t["sins"], lv.level
+
+
+# ------------------------------------------------------------------------------ naming
+def _fake(n: int, ribs=(), sacrum: int | None = None, ring: bool = False) -> list[VertebraMasks]:
+    out = []
+    for i in range(n):
+        body = np.zeros((2, 2, 2), bool)
+        if not (ring and i == 0):
+            body[0, 0, 0] = True
+        out.append(
+            VertebraMasks(
+                id=i + 1, affine=np.eye(4), body=body, posterior=np.zeros((2, 2, 2), bool),
+                lesion=np.zeros((2, 2, 2), np.uint8), canal=np.zeros((2, 2, 2), bool), complete=True,
+                rib_ml=1.0 if i in ribs else 0.0, sacrum_ml=1.0 if i == sacrum else 0.0,
+            )
+        )  # fmt: skip
+    return out
+
+
+def test_naming_from_sacrum_and_last_rib():
+    verts = _fake(8, ribs=(0, 1), sacrum=7)
+    naming = name_levels(verts, CFG)
+    assert naming.levels == ("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
+    assert len(naming.anchors) == 2
+
+
+def test_six_lumbar_vertebrae_make_l6():
+    naming = name_levels(_fake(8, ribs=(0,), sacrum=7), CFG)
+    assert naming.levels == ("T12", "L1", "L2", "L3", "L4", "L5", "L6", "S1")
+
+
+def test_thirteen_rib_bearing_vertebrae_make_t13():
+    naming = name_levels(_fake(15, ribs=tuple(range(1, 14))), CFG)
+    assert naming.levels[0] == "C7" and naming.levels[13] == "T13" and naming.levels[14] == "L1"
+
+
+def test_c1_ring_anchor():
+    naming = name_levels(_fake(4, ring=True), CFG)
+    assert naming.levels == ("C1", "C2", "C3", "C4")
+
+
+def test_no_anchor_is_a_case_error_unless_overridden():
+    with pytest.raises(CaseError, match="cannot name the levels"):
+        name_levels(_fake(5), CFG)
+    naming = name_levels(_fake(5), CFG, LevelOverride(lowest_level="L4"))
+    assert naming.levels == ("T12", "L1", "L2", "L3", "L4")
+    assert "clinician" in naming.anchors[0]
+
+
+def test_level_offset_override():
+    naming = name_levels(_fake(8, ribs=(0, 1), sacrum=7), CFG, LevelOverride(offset=-1))
+    assert naming.levels[0] == "T10" and naming.levels[-1] == "L5"
+
+
+def test_disagreeing_anchor_is_reported():
+    # 4 vertebrae without ribs between the last rib and the sacrum: named from the sacrum, with a note
+    naming = name_levels(_fake(7, ribs=(0, 1), sacrum=6), CFG)
+    assert naming.levels[-1] == "S1"
+    assert any("4 vertebrae without ribs" in n for n in naming.notes)
+
+
+def test_column_has_transitional_levels():
+    assert "T13" in column(13, 5) and "L6" in column(12, 6) and "T13" not in column()
+
+
+# ------------------------------------------------------------------------------ instances
+def test_touching_bodies_are_split_along_the_spine():
+    bodies = np.zeros((30, 30, 60), np.int32)
+    bodies[5:25, 5:25, 5:25] = 1
+    bodies[5:25, 5:25, 30:50] = 1
+    bodies[14:16, 14:16, 25:30] = 1  # a thin bridge through the disc space
+    bodies[5:25, 5:25, 55:58] = 2  # a third body above, so the spine axis is known
+    out, n = split_touching_bodies(bodies, (1.0, 1.0, 1.0), CFG)
+    assert n == 1
+    assert len(np.unique(out[out > 0])) == 3
+    assert out[15, 15, 10] != out[15, 15, 40]
+
+
+def test_a_crushed_body_is_not_split_side_by_side():
+    bodies = np.zeros((60, 40, 40), np.int32)
+    bodies[5:25, 10:30, 15:22] = 1
+    bodies[35:55, 10:30, 15:22] = 1
+    bodies[25:35, 18:22, 17:20] = 1  # waist between the halves, across the spine
+    bodies[5:55, 10:30, 30:37] = 2  # the vertebra above
+    bodies[5:55, 10:30, 2:9] = 3  # and below
+    _, n = split_touching_bodies(bodies, (1.0, 1.0, 1.0), CFG)
+    assert n == 0
+
+
+def test_lesion_outside_bone_joins_the_nearest_bone():
+    anatomy = np.zeros((20, 20, 20), np.uint8)
+    anatomy[5:15, 5:15, 5:15] = 1
+    lesions = np.zeros_like(anatomy)
+    lesions[15:17, 8:10, 8:10] = 1  # just outside the body
+    lesions[0, 0, 0] = 2  # far away
+    out, lost = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 3.0)
+    assert (out[15:17, 8:10, 8:10] == 1).all()
+    assert lost == 1
