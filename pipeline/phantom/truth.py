@@ -97,7 +97,7 @@ def _measure(
     if complete[v.level] and v.has_body:
         heights = v.heights()
         neighbours = [
-            max(verts[j].heights())
+            float(np.median(verts[j].heights()))
             for j in range(max(0, i - 2), min(len(verts), i + 3))
             if j != i
             and complete[verts[j].level]

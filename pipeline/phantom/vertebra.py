@@ -192,7 +192,9 @@ class Vertebra:
         parts.append(("lamina", lamina))
         for side in (+1, -1):
             up = self.pedicle_u(side)
-            a = np.array([up, self.depth / 2 - 3.0, wp])
+            # the pedicle leaves the body at its posterolateral corner (in the neck the canal is
+            # wider than the body, so the pedicle runs outwards to reach the articular pillar)
+            a = np.array([side * min(abs(up), 0.75 * self.half_width), self.depth / 2 - 3.0, wp])
             b = np.array([up, vc + 1.0, wp])
             parts.append(
                 (

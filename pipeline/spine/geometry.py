@@ -53,10 +53,7 @@ class BodySampler:
 
     def __init__(self, vert: VertebraMasks) -> None:
         spacing = np.linalg.norm(vert.affine[:3, :3], axis=0)
-        body = np.pad(vert.body, 2)
-        # one-voxel spikes and bridges (partial volume, osteophyte tips) would bias the walls and endplates
-        opened = ndimage.binary_opening(body, ndimage.generate_binary_structure(3, 1))
-        self.mask = (opened if opened.any() else body).astype(np.float32)
+        self.mask = np.pad(vert.body, 2).astype(np.float32)
         self.max_gap = 1.5 * float(spacing.max())
         self.inv = np.linalg.inv(vert.affine)
         self.inv[:3, 3] += 2.0  # the padding
@@ -249,7 +246,7 @@ def measure_body(
     if vert.complete:
         hs, es = [], []
         du = np.linspace(-1, 1, 7) * min(ms.endplate_window_mm, 0.5 * half_width)
-        dv = np.linspace(-1, 1, 3) * ms.endplate_window_share * depth
+        dv = np.linspace(-1, 1, 5) * ms.endplate_window_share * depth
         for share in HEIGHT_POSITIONS:
             vs_ = front + share * depth
             lines = _lines(cross, w, [(mid_u + a, vs_ + b, 0.0) for a in du for b in dv])

@@ -2,8 +2,9 @@
 
 - heights: anterior / middle / posterior body height at 15 / 50 / 85 % of the body depth, along the
   body's cranio-caudal axis, in a thin mid-sagittal slab (`geometry.measure_body`);
-- reference height: median of the largest heights of the nearest lesion-free complete neighbours
-  (up to two above and two below; never C1, C2 or S1), else the vertebra's own largest height;
+- reference height: median height of the nearest lesion-free complete neighbours (up to two above
+  and two below, each represented by the median of its three heights, which an endplate lip or
+  osteophyte cannot inflate; never C1, C2 or S1), else the vertebra's own largest height;
   collapse fraction = 1 - min(heights) / reference;
 - body involvement, lytic / blastic fractions: lesion voxel volumes in this vertebra;
 - translation of each vertebra on the one below, in the lower body's frame: AP between the
@@ -121,15 +122,24 @@ def _frames(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> list[BodyGeometr
                 geos[i] = measure_body(v, samplers[i], axes[i], post[i], ms)  # type: ignore[arg-type]
             except ValueError:
                 geos[i] = None
-    # second pass in each body's own axis (endplates and walls; walls alone where the endplates diverge)
+    # second pass in each body's own axis (endplates and walls). Where the endplates diverge (a wedge
+    # or a fracture) the axis is whichever of the two endplate normals and the walls' direction lies
+    # closest to the neighbours' axes: the endplate that kept its shape, usually.
+    reliable = [g is not None and g.divergence_deg <= ms.endplate_divergence_deg for g in geos]
     final: list[BodyGeometry | None] = []
     for i, g in enumerate(geos):
         sampler = samplers[i]
         if g is None or sampler is None:
             final.append(None)
             continue
+        axis = g.own_axis
+        if not reliable[i]:
+            near = [geos[j].own_axis for j in (i - 1, i + 1) if 0 <= j < len(geos) and reliable[j]]  # type: ignore[union-attr]
+            if near:
+                ref = unit(np.sum(near, axis=0))
+                axis = max((g.normal_top, g.normal_bottom, g.own_axis), key=lambda a: float(np.dot(a, ref)))
         try:
-            final.append(measure_body(verts[i], sampler, g.own_axis, g.frame[:, 1], ms))
+            final.append(measure_body(verts[i], sampler, axis, g.frame[:, 1], ms))
         except ValueError:  # too small or thin to measure in its own axis: keep the first look
             final.append(g)
     return final
@@ -208,7 +218,7 @@ def measure_spine(verts: Sequence[VertebraMasks], levels: Sequence[str], cfg: Si
         if complete[i] and g is not None and g.heights is not None:
             heights = g.heights
             neigh = [
-                max(geos[j].heights)  # type: ignore[union-attr, arg-type]
+                float(np.median(geos[j].heights))  # type: ignore[union-attr, arg-type]
                 for j in range(max(0, i - 2), min(n, i + 3))
                 if j != i and complete[j] and levels[j] not in NO_REFERENCE and not has_lesion[j]
             ]
