@@ -133,16 +133,22 @@ def test_orientation_does_not_change_the_measurements(orientation):
 
 
 def test_resampling_keeps_items_and_heights_within_a_voxel():
+    """The same phantom drawn at 1.2 and 2 mm: same items; every height within one voxel of the
+    exact value (the sampling limit of a label map)."""
     spec = _small(spacing=(1.2, 1.2, 1.2), lesions=(LesionSpec("T12", "body", 3.0, 0.0),),
                   collapses=(CollapseSpec("T12", "biconcave", 0.35),))  # fmt: skip
-    fine, _, _ = _analyze(generate(spec, CFG))
-    coarse, _, _ = _analyze(generate(dataclasses.replace(spec, spacing=(2.0, 2.0, 2.0)), CFG))
+    runs = {}
+    for voxel in (1.2, 2.0):
+        case = generate(dataclasses.replace(spec, spacing=(voxel,) * 3), CFG)
+        runs[voxel] = (_analyze(case)[0], case.truth)
+    fine, coarse = runs[1.2][0], runs[2.0][0]
     assert [lv.level for lv in fine.levels] == [lv.level for lv in coarse.levels]
-    for a, b in zip(fine.levels, coarse.levels, strict=True):
-        assert a.sins == b.sins, a.level
-        for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
-            if getattr(a.measurements, key) is not None:
-                assert getattr(b.measurements, key) == pytest.approx(getattr(a.measurements, key), abs=2.0)
+    for voxel, (result, truth) in runs.items():
+        for a, t in zip(result.levels, truth.levels, strict=True):
+            assert a.sins == (fine.levels[[lv.level for lv in fine.levels].index(a.level)].sins), a.level
+            for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
+                if getattr(t.measurements, key) is not None:
+                    assert getattr(a.measurements, key) == pytest.approx(getattr(t.measurements, key), abs=voxel)
 
 
 @pytest.mark.parametrize("name", ["stable_L3_blastic", "potentially_unstable_L1_lytic", "unstable_T12_lytic_collapse"])
