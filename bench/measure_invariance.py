@@ -53,7 +53,7 @@ def main() -> None:
         t0 = time.perf_counter()
         labels = labels_from_opensins(to_canonical(case.anatomy), to_canonical(case.lesions), cfg)
         info = ClinicalInfo(spec.case_id, {None: spec.pain})
-        result, _, _, _ = analyze_labels(labels, cfg, spec.case_id, case.truth.input, info)
+        result = analyze_labels(labels, cfg, spec.case_id, case.truth.input, info).case
         key = f"{spacing[0]}mm_{orientation}"
         runs[key] = {
             "generate_s": round(t_gen, 1),

@@ -47,7 +47,8 @@ def run_case(seed: int, cfg) -> dict:
     t0 = time.perf_counter()
     labels = labels_from_opensins(to_canonical(case.anatomy), to_canonical(case.lesions), cfg)
     pain = {None: spec.pain} if spec.pain else {}
-    result, naming, _, _ = analyze_labels(labels, cfg, spec.case_id, case.truth.input, ClinicalInfo(spec.case_id, pain))
+    scored = analyze_labels(labels, cfg, spec.case_id, case.truth.input, ClinicalInfo(spec.case_id, pain))
+    result, naming = scored.case, scored.naming
     t_measure = time.perf_counter() - t0
     truth = {lv.level: lv for lv in case.truth.levels}
     measured = {lv.level: lv for lv in result.levels}

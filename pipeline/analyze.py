@@ -26,7 +26,7 @@ from .schema import CaseResult, InputInfo, LevelResult, Software, summarise, wri
 from .scoring import near_threshold_flags, score_level
 from .spine.labels import LABEL_FORMATS, SpineLabels, labels_from_ids, labels_from_opensins
 from .spine.measure import SpineMeasurement, measure_spine
-from .spine.naming import Naming, name_levels
+from .spine.naming import Naming, name_levels, separate_c1_ring
 from .spine.vertebrae import extract_vertebrae
 from .volume import Volume, from_canonical, to_canonical
 
@@ -107,6 +107,18 @@ def score_case(
     )
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What `analyze_labels` found: the scored case, how levels were named and measured, and the
+    labels with their instance -> level map (a C1 ring found above C2 becomes its own instance)."""
+
+    case: CaseResult
+    naming: Naming
+    measured: SpineMeasurement
+    labels: SpineLabels
+    instance_levels: dict[int, str]
+
+
 def analyze_labels(
     labels: SpineLabels,
     cfg: SinsConfig,
@@ -114,14 +126,19 @@ def analyze_labels(
     input_info: InputInfo,
     clinical: ClinicalInfo | None = None,
     override: LevelOverride | None = None,
-) -> tuple[CaseResult, Naming, SpineMeasurement, list[int]]:
+) -> Scored:
     """Vertebrae, names, measurements and scores from label maps already on the canonical grid."""
     clinical = clinical or ClinicalInfo(case_id)
     verts = extract_vertebrae(labels, cfg)
     naming = name_levels(verts, cfg, override or clinical.override)
+    ring = separate_c1_ring(labels, verts, naming, cfg)
+    if ring is not None:
+        labels = ring
+        verts = extract_vertebrae(labels, cfg)
+        naming = Naming(("C1", *naming.levels), naming.anchors, naming.notes)
     measured = measure_spine(verts, naming.levels, cfg)
     case = score_case(case_id, naming, measured, clinical, cfg, input_info, labels.notes)
-    return case, naming, measured, [v.id for v in verts]
+    return Scored(case, naming, measured, labels, dict(zip((v.id for v in verts), naming.levels, strict=True)))
 
 
 def analyze_case(req: AnalyzeRequest) -> Analysis:
@@ -155,13 +172,14 @@ def analyze_case(req: AnalyzeRequest) -> Analysis:
     else:
         labels = labels_from_ids(label_vol, req.label_format, lesion_vol, cfg, reference=can)
     info = InputInfo(shape=ct.shape, spacing_mm=ct.spacing, orientation=ct.orientation, source=ct.source)
-    case, naming, measured, ids = analyze_labels(labels, cfg, case_id, info, clinical, req.override)
+    scored = analyze_labels(labels, cfg, case_id, info, clinical, req.override)
+    case = scored.case
     timings["measure"] = time.perf_counter() - t1
     extra = dict(case.extra)
     extra["labels"] = {"source": req.label_format, "file": Path(req.labels).name}
     extra["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     case = CaseResult(**{**case.__dict__, "extra": extra, "notes": (*pre_notes, *ct.notes, *case.notes)})
-    return Analysis(case, ct, labels, dict(zip(ids, naming.levels, strict=True)), measured)
+    return Analysis(case, ct, scored.labels, scored.instance_levels, scored.measured)
 
 
 def segmentation_map(analysis: Analysis) -> np.ndarray:

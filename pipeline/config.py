@@ -167,8 +167,10 @@ def _build(cls: type[T], data: Any, where: str) -> T:
                 raise ConfigError(f"{key}: expected an integer, got {value!r}")
             values[name] = value
         elif typing.get_origin(tp) is tuple:
-            if not isinstance(value, list) or not value or any(
-                isinstance(x, bool) or not isinstance(x, (int, float)) for x in value
+            if (
+                not isinstance(value, list)
+                or not value
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in value)
             ):
                 raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
             values[name] = tuple(float(x) for x in value)

@@ -35,8 +35,8 @@ ITEMS = ("location", "pain", "bone_lesion", "alignment", "collapse", "posterolat
 def _analyze(case, pain: str | None = None):
     labels = labels_from_opensins(to_canonical(case.anatomy), to_canonical(case.lesions), CFG)
     info = ClinicalInfo(case.spec.case_id, {None: pain} if pain else {})
-    result, naming, measured, _ = analyze_labels(labels, CFG, case.spec.case_id, case.truth.input, info)
-    return result, naming, measured
+    scored = analyze_labels(labels, CFG, case.spec.case_id, case.truth.input, info)
+    return scored.case, scored.naming, scored.measured
 
 
 def _small(**kw) -> PhantomSpec:

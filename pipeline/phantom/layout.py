@@ -181,4 +181,3 @@ def in_view(v: Vertebra, fov_min: np.ndarray, fov_max: np.ndarray) -> bool:
     pts = body_surface_points(v) if v.has_body else v.frame.to_world(np.zeros((1, 3)))
     inside = np.all((pts >= fov_min) & (pts <= fov_max), axis=1)
     return bool(np.any(inside))
-

@@ -133,4 +133,3 @@ def _measure(
         posterolateral_left=left,
         posterolateral_right=right,
     )
-

@@ -1,8 +1,9 @@
 """Each vertebra's own frame and the geometry of its body, in millimetres (DESIGN.md §2).
 
 Frame: w cranial (the body's axis: the bisector of its two endplate normals combined with the
-direction of its walls, each weighted by how well the voxel grid resolves it; the walls alone when
-the endplates diverge as in a wedge fracture), v posterior (from the
+direction of its walls, each weighted by how well the voxel grid resolves it; where the endplates
+diverge, as in a wedge fracture, `measure._frames` takes whichever of the two endplate normals and
+the walls' direction lies closest to the neighbours' axes), v posterior (from the
 body centroid towards the spinal canal, made orthogonal to w), u = v x w towards the patient's left.
 
 Lengths are read off lines through the body mask (the surface is the boundary of the labelled

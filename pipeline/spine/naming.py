@@ -11,14 +11,24 @@ are. A clinician's override (lowest level, or a shift) wins over everything.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+from skimage.segmentation import watershed
 
 from ..anatomy import CERVICAL
 from ..clinical import LevelOverride
 from ..config import SinsConfig
 from ..errors import CaseError
+from .labels import SpineLabels
 from .vertebrae import VertebraMasks
+
+#: Posterior elements of C2 higher above its body centre than this share of the C2-C3 spacing
+#: belong to the ring of C1 (C2's own superior facets stay below it).
+RING_HEIGHT = 0.8
 
 
 @dataclass(frozen=True)
@@ -134,3 +144,40 @@ def _from_anchors(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> tuple[tupl
             notes.append(f"anchor '{other}' disagrees (would name the top vertebra {alt[0]}); not used")
     assert names is not None
     return names, tuple(used), tuple(notes)
+
+
+def separate_c1_ring(
+    labels: SpineLabels, verts: Sequence[VertebraMasks], naming: Naming, cfg: SinsConfig
+) -> SpineLabels | None:
+    """When the top vertebra is C2, the ring of C1 around its dens floods into C2's posterior
+    elements (the dens touches it). Posterior elements lying higher above C2's body centre than most
+    of the way to C3 seed the ring, which then takes the part of C2's posterior elements nearer to
+    it than to C2's body, and becomes a vertebra of its own (no body). None when there is none."""
+    if len(verts) < 2 or naming.levels[0] != "C2" or labels.names or not verts[0].has_body or not verts[1].has_body:
+        return None
+    c2, c3 = verts[0], verts[1]
+    up = c2.centroid - c3.centroid
+    step = float(np.linalg.norm(up))
+    up /= step
+    pts = c2.world(c2.posterior)
+    high = np.zeros(c2.posterior.shape, bool)
+    high[c2.posterior] = (pts - c2.centroid) @ up > RING_HEIGHT * step
+    seeds = cc3d.connected_components(high, connectivity=26)
+    sizes = np.bincount(seeds.ravel())[1:] * labels.voxel_ml
+    if not sizes.size or sizes.max() < cfg.instances.min_fragment_ml:
+        return None
+    # the highest part seeds the ring; the rest of C2's posterior elements go to whichever of C2's
+    # body and that seed they are geodesically nearer
+    markers = np.where(c2.body, 1, 0) + np.where(seeds == int(np.argmax(sizes)) + 1, 2, 0)
+    parts = watershed(np.zeros(markers.shape, np.uint8), markers, mask=c2.body | c2.posterior)
+    ring_box = parts == 2
+    if ring_box.sum() * labels.voxel_ml < cfg.instances.min_ring_ml:
+        return None
+    origin = np.linalg.solve(labels.affine[:3, :3], c2.affine[:3, 3] - labels.affine[:3, 3]).round().astype(int)
+    ring = np.zeros(labels.instances.shape, bool)
+    ring[tuple((np.argwhere(ring_box) + origin).T)] = True
+    instances = labels.instances.copy()
+    instances[ring] = int(instances.max()) + 1
+    return dataclasses.replace(
+        labels, instances=instances, notes=(*labels.notes, "C1: the ring above C2 separated from C2")
+    )

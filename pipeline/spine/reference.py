@@ -25,5 +25,4 @@ def measure_label_map(
     can = to_canonical(vol)
     labels = labels_from_ids(can, fmt, None, cfg)
     info = InputInfo(vol.shape, vol.spacing, vol.orientation, Path(path).name)
-    case, _, _, _ = analyze_labels(labels, cfg, Path(path).parent.name, info)
-    return case
+    return analyze_labels(labels, cfg, Path(path).parent.name, info).case

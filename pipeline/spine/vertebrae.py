@@ -106,11 +106,12 @@ def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, 
     owner = src[tuple(i[close] for i in near)]
     where = np.argwhere(close)
     n_inst = int(inst.max()) + 1
-    ids = np.arange(1, n_inst)
     has_body = np.bincount(body_inst.ravel(), minlength=n_inst) > 0
+    has_body[0] = False
     centres = np.zeros((n_inst, 3))
-    if has_body.any():
-        centres[ids] = np.array(ndimage.center_of_mass(body_inst[box] > 0, body_inst[box], ids))
+    with_body = np.flatnonzero(has_body)
+    if with_body.size:
+        centres[with_body] = np.array(ndimage.center_of_mass(body_inst[box] > 0, body_inst[box], with_body))
     out = []
     piece_of = pieces[close]
     for piece in np.unique(piece_of):
