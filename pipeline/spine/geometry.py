@@ -24,6 +24,9 @@ from .vertebrae import VertebraMasks
 
 #: Share of the body's height (to either side of its centre) over which the walls are fitted.
 WALL_SPAN = 0.35
+#: Endplates diverge (a wedge, a fracture) only beyond this many times the tilt the voxel grid can
+#: resolve on them; below it the difference is staircase noise (small bodies, thick slices).
+DIVERGENCE_NOISE = 2.5
 #: AP positions of the anterior, middle and posterior heights (share of body depth from the front).
 HEIGHT_POSITIONS = (0.15, 0.50, 0.85)
 
@@ -102,6 +105,7 @@ class BodyGeometry:
     normal_top: np.ndarray  # superior endplate normal (world, cranial)
     normal_bottom: np.ndarray
     divergence_deg: float  # angle between the endplate normals
+    endplate_sigma_deg: float  # how finely the voxel grid resolves an endplate's tilt
     front: float  # v of the anterior wall on the mid-sagittal line at mid-height
     back: float  # v of the posterior wall
     mid_u: float  # u of the mid-sagittal plane
@@ -235,8 +239,9 @@ def measure_body(
     along = lambda d: float(np.abs(frame[:, d]) @ spacing)  # noqa: E731 - voxel extent along a local axis
     sigma_end = along(2) / max(ms.endplate_region * min(depth, 2 * half_width), 1e-6)
     sigma_wall = max(along(0), along(1)) / max(2 * WALL_SPAN * h0, 1e-6)
-    if divergence > ms.endplate_divergence_deg:  # wedge or fracture: the endplates do not give the axis
-        own_local = wall_axis
+    sigma_end_deg = float(np.degrees(np.arctan(sigma_end)))
+    if divergence > max(ms.endplate_divergence_deg, DIVERGENCE_NOISE * sigma_end_deg):
+        own_local = wall_axis  # wedge or fracture: the endplates do not give the axis
     else:
         we, ww = 1 / sigma_end**2, 1 / sigma_wall**2
         own_local = unit((we * unit(n_top + n_bot) + ww * wall_axis) / (we + ww))
@@ -267,6 +272,7 @@ def measure_body(
         normal_top=unit(frame @ n_top),
         normal_bottom=unit(frame @ n_bot),
         divergence_deg=divergence,
+        endplate_sigma_deg=sigma_end_deg,
         front=front,
         back=back,
         mid_u=mid_u,

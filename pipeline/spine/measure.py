@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,12 +31,14 @@ from ..anatomy import Lesion, normal_tilt
 from ..config import SinsConfig
 from ..schema import Measurements
 from ..scoring import lesion_type
-from .geometry import BodyGeometry, BodySampler, measure_body, posterior_direction, unit
+from .geometry import DIVERGENCE_NOISE, BodyGeometry, BodySampler, measure_body, posterior_direction, unit
 from .vertebrae import VertebraMasks
 
 #: Levels whose height never serves as a reference (C1 has no body, C2 carries the dens, S1 is
 #: part of the sacrum).
 NO_REFERENCE = frozenset({"C1", "C2", "S1"})
+#: The dens of C2 starts where the body's cross-section falls below this share of its largest.
+DENS_AREA_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,27 @@ def lesion_stats(vert: VertebraMasks, centre: np.ndarray, left_axis: np.ndarray)
     return LesionStats(lytic, blastic, in_body, left, right)
 
 
+def without_dens(c2: VertebraMasks, below: VertebraMasks | None) -> VertebraMasks:
+    """C2 for its frame and heights: the dens, a narrow peg rising from the body, is cut off where the
+    body's cross-section falls below half its largest (its lesions and volume still count in full)."""
+    if not c2.has_body:
+        return c2
+    pts = c2.world(c2.body)
+    axis = c2.centroid - below.centroid if below is not None and below.has_body else np.array([0.0, 0.0, 1.0])
+    t = pts @ unit(axis)
+    step = float(np.linalg.norm(c2.affine[:3, :3], axis=0).min())
+    bins = np.floor((t - t.min()) / step).astype(int)
+    area = np.bincount(bins)
+    peak = int(np.argmax(area))
+    low = np.flatnonzero(area[peak:] < DENS_AREA_SHARE * area[peak])
+    if not low.size:
+        return c2
+    keep = bins < peak + int(low[0])
+    body = np.zeros_like(c2.body)
+    body[tuple(np.argwhere(c2.body)[keep].T)] = True
+    return dataclasses.replace(c2, body=body)
+
+
 def _initial_axes(centres: list[np.ndarray | None]) -> list[np.ndarray]:
     """Centreline tangent through the body centroids (cranial), world +S where it cannot be had."""
     n = len(centres)
@@ -125,7 +149,10 @@ def _frames(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> list[BodyGeometr
     # second pass in each body's own axis (endplates and walls). Where the endplates diverge (a wedge
     # or a fracture) the axis is whichever of the two endplate normals and the walls' direction lies
     # closest to the neighbours' axes: the endplate that kept its shape, usually.
-    reliable = [g is not None and g.divergence_deg <= ms.endplate_divergence_deg for g in geos]
+    reliable = [
+        g is not None and g.divergence_deg <= max(ms.endplate_divergence_deg, DIVERGENCE_NOISE * g.endplate_sigma_deg)
+        for g in geos
+    ]
     final: list[BodyGeometry | None] = []
     for i, g in enumerate(geos):
         sampler = samplers[i]
@@ -178,7 +205,10 @@ def fit_curve_scale(measured: np.ndarray, expected: np.ndarray, cfg: SinsConfig)
 def measure_spine(verts: Sequence[VertebraMasks], levels: Sequence[str], cfg: SinsConfig) -> SpineMeasurement:
     """Measurements of every vertebra (ordered cranial to caudal, named by `levels`)."""
     n = len(verts)
-    geos = _frames(verts, cfg)
+    shapes = [
+        without_dens(v, verts[i + 1] if i + 1 < n else None) if levels[i] == "C2" else v for i, v in enumerate(verts)
+    ]
+    geos = _frames(shapes, cfg)
     stats = []
     for v, g in zip(verts, geos, strict=True):
         if g is not None:
