@@ -3,8 +3,8 @@
     case = analyze_case(AnalyzeRequest(ct="ct.nii.gz", labels="anatomy.nii.gz", lesions="lesions.nii.gz"))
     write_outputs(case, "out/")
 
-The segmentation network (issue #4) is not shipped yet, so a label map is required for now; it
-enters at "vertebra instances and level names" (DESIGN.md §3).
+Without `labels`, the shipped network segments the CT (`pipeline.model`); a label map given with
+`labels` enters at "vertebra instances and level names" instead (DESIGN.md §3).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from . import __version__
 from .anatomy import VERSE_IDS, Lesion
 from .clinical import ClinicalInfo, LevelOverride, clinical_for, clinical_notes, read_clinical_csv
 from .config import SinsConfig, load_sins_config
-from .errors import InputError, NotImplementedYet
+from .errors import InputError
 from .io import load_ct, load_label_map, save_volume
 from .schema import CaseResult, InputInfo, LevelResult, Software, summarise, write_case_json, write_levels_csv
 from .scoring import near_threshold_flags, score_level
@@ -47,6 +47,8 @@ class AnalyzeRequest:
     clinical_csv: str | Path | None = None
     config: str | Path | None = None
     override: LevelOverride | None = None
+    device: str = "auto"
+    model: str | Path | None = None  # model folder (default models/opensins_spine)
 
 
 @dataclass(frozen=True)
@@ -155,29 +157,44 @@ def analyze_case(req: AnalyzeRequest) -> Analysis:
     if req.clinical_csv and case_id not in table:
         pre_notes = (f"clinical CSV has no row for case '{case_id}': pain unknown unless --pain is given",)
     ct = load_ct(req.ct)
-    if req.labels is None:
-        raise NotImplementedYet(
-            "the segmentation model is not shipped yet (issue #4): give a label map with --labels "
-            "(OpenSINS anatomy map, or --label-format verse/totalseg)"
-        )
-    if req.lesions is not None and req.label_format != "opensins" and not Path(req.lesions).exists():
-        raise InputError(f"lesion map {req.lesions} not found")
+    if req.lesions is not None and req.labels is None:
+        raise InputError("--lesions needs --labels (the network finds lesions itself)")
     can = to_canonical(ct)
-    label_vol = to_canonical(load_label_map(req.labels, reference=ct))
-    lesion_vol = to_canonical(load_label_map(req.lesions, reference=ct)) if req.lesions else None
     timings["load"] = time.perf_counter() - t0
+    model_card = None
+    if req.labels is None:
+        from .model.card import DEFAULT_MODEL_DIR, load_model
+        from .model.infer import segment
+        from .model.network import resolve_device
+
+        t1 = time.perf_counter()
+        model = load_model(req.model or DEFAULT_MODEL_DIR, resolve_device(req.device))
+        model_card = model.card
+        timings["load_model"] = time.perf_counter() - t1
+        seg = segment(can, model)
+        timings.update(seg.timings_s)
+        label_vol, lesion_vol = can.with_array(seg.anatomy), can.with_array(seg.lesions)
+        fmt, source = "opensins", f"network {model_card.name}"
+    else:
+        label_vol = to_canonical(load_label_map(req.labels, reference=ct))
+        lesion_vol = to_canonical(load_label_map(req.lesions, reference=ct)) if req.lesions else None
+        fmt, source = req.label_format, Path(req.labels).name
+        timings["load"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if req.label_format == "opensins":
+    if fmt == "opensins":
         labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=can)
     else:
-        labels = labels_from_ids(label_vol, req.label_format, lesion_vol, cfg, reference=can)
+        labels = labels_from_ids(label_vol, fmt, lesion_vol, cfg, reference=can)
     info = InputInfo(shape=ct.shape, spacing_mm=ct.spacing, orientation=ct.orientation, source=ct.source)
     scored = analyze_labels(labels, cfg, case_id, info, clinical, req.override)
     case = scored.case
     timings["measure"] = time.perf_counter() - t1
     extra = dict(case.extra)
-    extra["labels"] = {"source": req.label_format, "file": Path(req.labels).name}
+    extra["labels"] = {"source": fmt, "file": source}
     extra["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    if model_card is not None:
+        software = Software(case.software.version, model_card.name, model_card.sha256, case.software.config_sha256)
+        case = CaseResult(**{**case.__dict__, "software": software})
     case = CaseResult(**{**case.__dict__, "extra": extra, "notes": (*pre_notes, *ct.notes, *case.notes)})
     return Analysis(case, ct, scored.labels, scored.instance_levels, scored.measured)
 

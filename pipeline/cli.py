@@ -17,7 +17,6 @@ from .errors import InputError, NotImplementedYet, OpenSINSError
 _PENDING = {
     "batch": "batch processing is not implemented yet (issue #6)",
     "validate": "validation against manual SINS is not implemented yet (issue #7)",
-    "train": "the training recipe is not implemented yet (issue #4)",
 }
 
 
@@ -47,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--level-offset", type=int, help="override level naming: shift every name by N levels caudally")
     a.add_argument("--config", help="overlay on configs/sins.yaml")
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    a.add_argument("--model", help="model folder (default models/opensins_spine)")
 
     c = sub.add_parser("check", help="load and check a CT, print its geometry")
     c.add_argument("input")
@@ -75,9 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--orientation", help="axis codes of the written images, e.g. RAS, LPS, PIR")
     ph.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    t = sub.add_parser("train", help="train the segmentation model")
-    t.add_argument("--config")
-    t.add_argument("--out")
+    t = sub.add_parser("train", help="train the segmentation model (the recipe of the shipped weights)")
+    t.add_argument("--config", default=None, help="training recipe (default configs/train.yaml)")
+    t.add_argument("--out", required=True, help="model folder to write (model.pt, metadata.json)")
+    t.add_argument("--work", help="pool of phantoms and checkpoints (default .train_work/NAME); a rerun resumes")
+    t.add_argument("--iterations", type=int, help="override the recipe's iteration count")
+    t.add_argument("--pool-cases", type=int, help="override the number of training phantoms")
+    t.add_argument("--quiet", action="store_true")
     return p
 
 
@@ -114,6 +118,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         clinical_csv=args.clinical,
         config=args.config,
         override=parse_level_override(args.lowest_level, args.level_offset),
+        device=args.device,
+        model=args.model,
     )
     analysis = analyze_case(req)
     write_outputs(analysis, out)
@@ -174,6 +180,26 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import CONFIG_DIR
+    from .model.train import load_train_config, train
+
+    cfg = load_train_config(args.config or CONFIG_DIR / "train.yaml")
+    for name in ("iterations", "pool_cases"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    work = Path(args.work) if args.work else Path(".train_work") / cfg.name
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    card = train(cfg, args.out, work, log, iterations=args.iterations, pool_cases=args.pool_cases)
+    print(f"model {card.name} written to {args.out} (sha256 {card.sha256[:12]}...)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sins` console script."""
     try:
@@ -184,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_analyze(args)
         if args.command == "phantom":
             return _cmd_phantom(args)
+        if args.command == "train":
+            return _cmd_train(args)
         raise NotImplementedYet(_PENDING[args.command])
     except OpenSINSError as e:
         print(f"sins: error: {e}", file=sys.stderr)

@@ -173,7 +173,14 @@ def _build(cls: type[T], data: Any, where: str) -> T:
                 or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in value)
             ):
                 raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
-            values[name] = tuple(float(x) for x in value)
+            ints = typing.get_args(tp)[:1] == (int,)
+            if ints and any(not isinstance(x, int) for x in value):
+                raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
+            values[name] = tuple(int(x) for x in value) if ints else tuple(float(x) for x in value)
+        elif tp is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            values[name] = value
         elif tp is str or (isinstance(tp, types.UnionType) and str in typing.get_args(tp)):
             values[name] = value
         else:  # pragma: no cover - only the types above are declared
@@ -252,3 +259,10 @@ def config_hash(cfg: Any) -> str:
     """sha256 of the canonical JSON of a resolved configuration."""
     blob = json.dumps(config_dict(cfg), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def load_config_file(cls: type[T], path: str | Path) -> T:
+    """A whole configuration file (not an overlay) read into dataclass `cls`."""
+    path = Path(path)
+    cfg = _build(cls, _read_yaml(path), path.stem)
+    return dataclasses.replace(cfg, source=str(path))  # type: ignore[type-var]

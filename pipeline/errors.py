@@ -27,3 +27,7 @@ class CaseError(OpenSINSError):
     """A valid input that could not be processed, e.g. no spine found (exit code 3)."""
 
     exit_code = 3
+
+
+class ModelError(InputError):
+    """The segmentation model is missing, corrupt (hash mismatch) or unusable on the device (exit code 2)."""

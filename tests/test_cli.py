@@ -257,9 +257,10 @@ def test_analyze_pain_flag_and_level_override(capsys: pytest.CaptureFixture[str]
     assert "clinician override" in stdout
 
 
-def test_analyze_without_labels_says_the_model_is_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_analyze_with_a_missing_model_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    expect_usage_error(capsys, "analyze", SAMPLE / "ct.nii.gz", "--out", out, match="model is not shipped yet")
+    args = ["analyze", SAMPLE / "ct.nii.gz", "--out", out, "--model", tmp_path / "nowhere"]
+    expect_usage_error(capsys, *args, match="no model at .*metadata.json missing")
     assert not out.exists()
 
 

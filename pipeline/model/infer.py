@@ -1,0 +1,111 @@
+"""Segment a CT with the shipped network: coarse localisation, crop, fine sliding window, back to the
+input grid (DESIGN.md §3).
+
+All arrays are on the canonical RAS grid of `pipeline.volume`; resampling is an axis-aligned zoom of
+that grid, so no interpolation of the geometry itself is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
+
+from ..errors import CaseError
+from ..volume import Volume
+from .card import Intensity, LoadedModel
+from .classes import SPINE_CHANNELS, from_prediction
+
+#: Margin (mm) around the localised spine before the fine pass.
+CROP_MARGIN_MM = 20.0
+#: Output slabs (voxels along the last axis) upsampled at a time: bounds memory on long scans.
+SLAB = 48
+OVERLAP = 0.25
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Network output on the canonical grid of the CT."""
+
+    anatomy: np.ndarray  # uint8 `Anatomy` ids (lesion voxels 0: they take the nearest bone later)
+    lesions: np.ndarray  # uint8 `Lesion` ids
+    crop: tuple[slice, slice, slice]  # where the spine was found
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def normalise(hu: np.ndarray, intensity: Intensity) -> np.ndarray:
+    x = (hu.astype(np.float32) - intensity.hu_min) / (intensity.hu_max - intensity.hu_min)
+    return np.clip(x, 0.0, 1.0)
+
+
+def zoom_to(x: torch.Tensor, shape: tuple[int, ...], mode: str = "trilinear") -> torch.Tensor:
+    """Resize a (C, X, Y, Z) tensor to `shape` (align_corners=False: voxel centres keep their place)."""
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    kw = {"align_corners": False} if mode == "trilinear" else {}
+    return F.interpolate(x[None], size=shape, mode=mode, **kw)[0]
+
+
+def grid_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: float) -> tuple[int, int, int]:
+    return tuple(max(8, round(n * s / target)) for n, s in zip(shape, spacing, strict=True))  # type: ignore[return-value]
+
+
+def _predict(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities (C, X, Y, Z) of an image (1, X, Y, Z) on the model's device."""
+    device = model.device
+    patch = model.card.patch
+    on_gpu = device.type == "cuda"  # mixed precision on CUDA; fp32 (deterministic) on the CPU
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=on_gpu):
+        logits = sliding_window_inference(
+            x[None].to(device), roi_size=patch, sw_batch_size=2, predictor=model.net, overlap=OVERLAP, mode="gaussian"
+        )
+    return torch.softmax(logits[0].float(), dim=0).cpu()
+
+
+def segment(ct: Volume, model: LoadedModel) -> Segmentation:
+    """Anatomy and lesion maps of a canonical CT."""
+    card = model.card
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    spacing = ct.spacing
+    image = torch.from_numpy(normalise(ct.array, card.intensity))[None]
+    coarse_shape = grid_shape(ct.shape, spacing, card.coarse_spacing_mm)
+    coarse = _predict(model, zoom_to(image, coarse_shape)).argmax(0).numpy()
+    spine = np.isin(coarse, SPINE_CHANNELS)
+    timings["localise"] = time.perf_counter() - t0
+    if spine.sum() * card.coarse_spacing_mm**3 / 1000.0 < 1.0:
+        raise CaseError("no spine found in the image (the network marks less than 1 mL of vertebrae)")
+    idx = np.nonzero(spine)
+    scale = np.array(ct.shape) / np.array(coarse_shape)
+    margin = np.ceil(CROP_MARGIN_MM / np.array(spacing)).astype(int)
+    lo = np.maximum(np.floor(np.array([i.min() for i in idx]) * scale).astype(int) - margin, 0)
+    hi = np.minimum(np.ceil((np.array([i.max() for i in idx]) + 1) * scale).astype(int) + margin, ct.shape)
+    crop = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+    t1 = time.perf_counter()
+    sub = image[(slice(None), *crop)]
+    fine_shape = grid_shape(tuple(sub.shape[1:]), spacing, card.spacing_mm)
+    probs = _predict(model, zoom_to(sub, fine_shape))
+    # back onto the CT grid, a slab at a time (argmax of the upsampled probabilities)
+    out_shape = tuple(sub.shape[1:])
+    labels = np.zeros(out_shape, np.uint8)
+    ratio = fine_shape[2] / out_shape[2]
+    for z0 in range(0, out_shape[2], SLAB):
+        z1 = min(z0 + SLAB, out_shape[2])
+        f0 = max(int(np.floor(z0 * ratio)) - 2, 0)
+        f1 = min(int(np.ceil(z1 * ratio)) + 2, fine_shape[2])
+        # upsample the fine slab [f0, f1) to the output slab it covers, then cut [z0, z1)
+        c0, c1 = f0 / ratio, f1 / ratio
+        n_out = max(1, round(c1 - c0))
+        up = zoom_to(probs[..., f0:f1], (out_shape[0], out_shape[1], n_out))
+        start = round(z0 - c0)
+        labels[..., z0:z1] = up[..., start : start + (z1 - z0)].argmax(0).numpy().astype(np.uint8)
+    timings["segment"] = time.perf_counter() - t1
+    full = np.zeros(ct.shape, np.uint8)
+    full[crop] = labels
+    anatomy, lesions = from_prediction(full)
+    return Segmentation(anatomy, lesions, crop, timings)  # type: ignore[arg-type]

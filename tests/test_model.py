@@ -1,0 +1,111 @@
+"""The segmentation model: card, hash check, device choice, the training recipe, inference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import CONFIG_DIR
+from pipeline.errors import ModelError
+from pipeline.model.card import DEFAULT_MODEL_DIR, file_sha256, load_model, read_card
+from pipeline.model.classes import CHANNELS, from_prediction, to_target
+from pipeline.model.infer import segment
+from pipeline.model.network import resolve_device
+from pipeline.model.train import load_train_config, train
+
+TINY = Path(__file__).parent / "data" / "train_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """The recipe runs: two iterations of a tiny network on one small phantom."""
+    root = tmp_path_factory.mktemp("tiny")
+    card = train(load_train_config(TINY), root / "model", root / "work", iterations=2, pool_cases=1)
+    assert card.training["iterations"] == 2
+    return root / "model"
+
+
+def test_training_smoke_writes_a_loadable_model(tiny_model: Path) -> None:
+    card = read_card(tiny_model)
+    assert card.sha256 == file_sha256(tiny_model / "model.pt")
+    meta = json.loads((tiny_model / "metadata.json").read_text())
+    assert meta["channel_def"] == {str(k): v for k, v in CHANNELS.items()}
+    assert len(meta["training"]["loss_curve_per_50_iterations"]) == 1
+    model = load_model(tiny_model, torch.device("cpu"))
+    assert not model.net.training
+
+
+def test_training_resumes_from_its_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
+    work = tiny_model.parent / "work"
+    card = train(load_train_config(TINY), tmp_path / "again", work, iterations=3, pool_cases=1)
+    assert card.training["iterations"] == 3  # 2 done before, 1 more
+
+
+def test_tampered_weights_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model, copy)
+    with open(copy / "model.pt", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ModelError, match="does not match the model card"):
+        load_model(copy, torch.device("cpu"))
+
+
+def test_corrupt_weights_with_a_matching_card_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model, copy)
+    (copy / "model.pt").write_bytes(b"not a torch file")
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["sha256"] = file_sha256(copy / "model.pt")
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="cannot load the weights"):
+        load_model(copy, torch.device("cpu"))
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model at"):
+        read_card(tmp_path)
+
+
+def test_device_choice() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ModelError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="no CUDA GPU"):
+            resolve_device("cuda:0")
+
+
+def test_targets_round_trip() -> None:
+    anatomy = np.array([0, 1, 2, 1, 6], np.uint8)
+    lesions = np.array([0, 0, 1, 2, 0], np.uint8)
+    target = to_target(anatomy, lesions)
+    assert target.tolist() == [0, 1, 8, 9, 6]
+    back_anatomy, back_lesions = from_prediction(target)
+    assert back_lesions.tolist() == lesions.tolist()
+    assert back_anatomy.tolist() == [0, 1, 0, 0, 6]  # lesion voxels take their bone from the nearest later
+
+
+def test_inference_runs_on_the_input_grid(tiny_model: Path) -> None:
+    from pipeline.io import load_ct
+    from pipeline.volume import to_canonical
+
+    ct = to_canonical(load_ct(Path(__file__).parents[1] / "sample_cases" / "stable_L3_blastic" / "ct.nii.gz"))
+    model = load_model(tiny_model, torch.device("cpu"))
+    try:
+        seg = segment(ct, model)
+    except Exception as e:  # an untrained network may find no spine: that is a CaseError, said plainly
+        assert "no spine found" in str(e)
+        return
+    assert seg.anatomy.shape == ct.shape and seg.lesions.shape == ct.shape
+
+
+def test_recipe_config_is_valid() -> None:
+    cfg = load_train_config(CONFIG_DIR / "train.yaml")
+    assert cfg.patch == (96, 96, 96) and cfg.spacing_mm > 0
+    assert DEFAULT_MODEL_DIR.name == cfg.name
