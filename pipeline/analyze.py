@@ -211,23 +211,47 @@ def segmentation_map(analysis: Analysis) -> np.ndarray:
     return seg
 
 
-def write_outputs(analysis: Analysis, out_dir: str | Path) -> list[Path]:
-    """Write sins.json, levels.csv and segmentation.nii.gz (input grid) with its label table."""
+def write_outputs(
+    analysis: Analysis,
+    out_dir: str | Path,
+    *,
+    dicom_series: str | Path | None = None,
+    keep_identifiers: bool = False,
+) -> list[Path]:
+    """Write the case's files into `out_dir` (DESIGN.md §4, issue #5).
+
+    segmentation.nii.gz (input grid) with its label table (segmentation_labels.json, an ITK-SNAP
+    label description and a 3D Slicer colour table), levels.csv, overview.png, level_<L>.png,
+    report.html and, last, sins.json. With `dicom_series` (the DICOM folder the CT was read from):
+    also segmentation.seg.dcm and sins.sr.dcm referencing it; patient and study identifiers are
+    copied into them only with `keep_identifiers` (no other file ever holds any).
+    """
+    from .report import label_table, write_label_files, write_report
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
+    if dicom_series is not None:
+        from .report.dicom import check_dicom_request
+
+        check_dicom_request(dicom_series)  # before any file is written
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     ct = analysis.ct
-    seg = from_canonical(segmentation_map(analysis), to_canonical(ct), ct)
+    seg_can = segmentation_map(analysis)
+    seg = from_canonical(seg_can, to_canonical(ct), ct)
     written = [save_volume(ct.with_array(seg), out / "segmentation.nii.gz", np.uint8)]
-    table = {str(VERSE_IDS[lv]): lv for lv in sorted(set(analysis.instance_levels.values()), key=VERSE_IDS.get)}
-    table.update({str(sid): f"lesion {Lesion(lesion).name.lower()}" for lesion, sid in SEGMENTATION_LESION_IDS.items()})
-    from .schema import write_json_atomic
-
-    written.append(write_json_atomic({"labels": table}, out / "segmentation_labels.json"))
+    written += write_label_files(label_table(list(analysis.instance_levels.values()), SEGMENTATION_LESION_IDS), out)
     written.append(write_levels_csv([analysis.case], out / "levels.csv"))
     case = analysis.case
+    if dicom_series is not None:
+        from .report import write_dicom_outputs
+
+        dcm = write_dicom_outputs(analysis, dicom_series, out, keep_identifiers=keep_identifiers, seg_input_grid=seg)
+        written += [dcm.seg, dcm.sr]
+        case = CaseResult(**{**case.__dict__, "notes": (*case.notes, *dcm.notes)})
+    analysis = Analysis(case, analysis.ct, analysis.labels, analysis.instance_levels, analysis.measurement)
+    written += write_report(analysis, out, seg_canonical=seg_can)
     extra = dict(case.extra)
     extra["timings_s"] = {**extra.get("timings_s", {}), "write": round(time.perf_counter() - t0, 3)}
     case = CaseResult(**{**case.__dict__, "extra": extra})

@@ -16,7 +16,6 @@ from .errors import InputError, NotImplementedYet, OpenSINSError
 
 _PENDING = {
     "batch": "batch processing is not implemented yet (issue #6)",
-    "validate": "validation against manual SINS is not implemented yet (issue #7)",
 }
 
 
@@ -47,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--config", help="overlay on configs/sins.yaml")
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a.add_argument("--model", help="model folder (default models/opensins_spine)")
+    a.add_argument(
+        "--dicom-out",
+        action="store_true",
+        help="also write a DICOM SEG and SR referencing the input series (DICOM folder input; opensins[dicom])",
+    )
+    a.add_argument(
+        "--keep-identifiers",
+        action="store_true",
+        help="copy patient and study identifiers of a DICOM input into the DICOM outputs (default: never)",
+    )
 
     c = sub.add_parser("check", help="load and check a CT, print its geometry")
     c.add_argument("input")
@@ -62,9 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--part-id", type=int)
 
     v = sub.add_parser("validate", help="agreement with manual SINS")
-    v.add_argument("--auto", required=True)
-    v.add_argument("--manual", required=True)
-    v.add_argument("--out", required=True)
+    v.add_argument("--auto", required=True, help="the tool's levels.csv, or a run folder with */levels.csv")
+    v.add_argument("--manual", required=True, help="manual SINS CSV, or a `sins phantom` folder (truth.json as manual)")
+    v.add_argument("--out", required=True, help="folder for validation.json and validation.html")
+    v.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates (by case)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--config", help="overlay on configs/sins.yaml (category thresholds)")
+    v.add_argument("--write-manual", metavar="CSV", help="also write the manual side as a manual SINS CSV")
+
+    cal = sub.add_parser("calibrate", help="fit SINS thresholds to manual scores (cross-validated by case)")
+    cal.add_argument("--auto-dir", required=True, help="run folder: */levels.csv or one levels.csv")
+    cal.add_argument("--manual", required=True, help="manual SINS CSV, or a `sins phantom` folder")
+    cal.add_argument("--out", required=True, help="overlay YAML to write, e.g. configs/site.yaml")
+    cal.add_argument("--folds", type=int, default=5)
+    cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--config", help="overlay on configs/sins.yaml to start from")
 
     ph = sub.add_parser("phantom", help="synthetic spine CTs with exact truth")
     ph.add_argument("--out", required=True)
@@ -122,7 +143,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         model=args.model,
     )
     analysis = analyze_case(req)
-    write_outputs(analysis, out)
+    dicom_series = args.input if args.dicom_out else None
+    write_outputs(analysis, out, dicom_series=dicom_series, keep_identifiers=args.keep_identifiers)
     case = analysis.case
     levels = " ".join(lv.level for lv in case.levels)
     print(f"{case.case_id}: vertebrae {levels}; anchors: {'; '.join(case.anchors)}")
@@ -200,6 +222,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validation import ValidationSettings, read_manual, validate, write_manual_csv, write_validation
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    settings = ValidationSettings(n_boot=args.bootstrap, seed=args.seed, config=args.config)
+    result = validate(args.auto, args.manual, settings)
+    json_path, html_path = write_validation(result, out)
+    if args.write_manual:
+        print(f"manual side written to {write_manual_csv(read_manual(args.manual), args.write_manual)}")
+
+    def num(value: float | None, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    for c in result.comparisons:
+        lv, t = c.level, c.level.total
+        print(
+            f"tool vs {c.reference}: {lv.n_pairs} levels in {lv.n_cases} cases, {len(c.unmatched)} unmatched, "
+            f"{len(c.unscored)} with items not assessed; total ICC(2,1) {num(t.icc_2_1.value, '.3f')}, "
+            f"bias {num(t.bias.value, '+.2f')}; category accuracy {num(lv.categories.accuracy.value, '.1%')}"
+        )
+    print(f"written to {json_path} and {html_path}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .validation.calibrate import calibrate, write_calibration
+
+    if args.folds < 2:
+        raise InputError("--folds must be at least 2")
+    result = calibrate(args.auto_dir, args.manual, args.config, k=args.folds, seed=args.seed)
+    yaml_path, report = write_calibration(result, args.out)
+    print(f"{result.n_levels} levels in {result.n_cases} cases against {result.reference}")
+    for name, before in vars(result.base).items():
+        print(f"  {name}: {before:g} -> {getattr(result.fitted, name):g}")
+    for label, c in (("before", result.held_out_before), ("after", result.held_out_after)):
+        items = ", ".join(f"{a.item} {a.exact_agreement.value or 0:.1%}" for a in c.items if a.n)
+        print(f"  held out, {label}: {items}; category accuracy {c.categories.accuracy.value or 0:.1%}")
+    print(f"written to {yaml_path} and {report}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sins` console script."""
     try:
@@ -212,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_phantom(args)
         if args.command == "train":
             return _cmd_train(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args)
         raise NotImplementedYet(_PENDING[args.command])
     except OpenSINSError as e:
         print(f"sins: error: {e}", file=sys.stderr)

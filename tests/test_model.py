@@ -107,5 +107,5 @@ def test_inference_runs_on_the_input_grid(tiny_model: Path) -> None:
 
 def test_recipe_config_is_valid() -> None:
     cfg = load_train_config(CONFIG_DIR / "train.yaml")
-    assert cfg.patch == (96, 96, 96) and cfg.spacing_mm > 0
+    assert cfg.patch == (64, 64, 64) and cfg.spacing_mm > 0
     assert DEFAULT_MODEL_DIR.name == cfg.name
