@@ -93,21 +93,26 @@ def real_cases(model, cfg) -> dict:
     can = to_canonical(ct)
     seg = segment(can, model)
     ref = to_canonical(load_label_map(folder / "vertebrae_totalseg.nii.gz", ct)).array
-    labels = labels_from_opensins(can.with_array(seg.anatomy), can.with_array(seg.lesions), cfg)
-    scored = analyze_labels(labels, cfg, "ts_abdomen_3mm", InputInfo(ct.shape, ct.spacing, ct.orientation))
-    per_level = {}
-    for inst, level in scored.instance_levels.items():
-        if level in TOTALSEG_IDS:
-            per_level[level] = dice(scored.labels.instances == inst, ref == TOTALSEG_IDS[level])
     vertebra = np.isin(seg.anatomy, (Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS)) | (seg.lesions > 0)
-    out["ts_abdomen_3mm"] = {
-        "levels": [lv.level for lv in scored.case.levels],
-        "complete": {lv.level: lv.complete for lv in scored.case.levels},
-        "lesion_levels": list(scored.case.summary.lesion_levels),
-        "dice_all_vertebrae": dice(vertebra, np.isin(ref, list(TOTALSEG_IDS.values()))),
-        "dice_per_level": per_level,
-        "anchors": list(scored.case.anchors),
-    }
+    out["ts_abdomen_3mm"] = {"dice_all_vertebrae": dice(vertebra, np.isin(ref, list(TOTALSEG_IDS.values())))}
+    labels = labels_from_opensins(can.with_array(seg.anatomy), can.with_array(seg.lesions), cfg)
+    try:
+        scored = analyze_labels(labels, cfg, "ts_abdomen_3mm", InputInfo(ct.shape, ct.spacing, ct.orientation))
+    except Exception as e:  # reported, not hidden
+        out["ts_abdomen_3mm"]["error"] = f"{type(e).__name__}: {e}"
+        scored = None
+    per_level = {}
+    if scored is not None:
+        for inst, level in scored.instance_levels.items():
+            if level in TOTALSEG_IDS:
+                per_level[level] = dice(scored.labels.instances == inst, ref == TOTALSEG_IDS[level])
+        out["ts_abdomen_3mm"].update(
+            levels=[lv.level for lv in scored.case.levels],
+            complete={lv.level: lv.complete for lv in scored.case.levels},
+            lesion_levels=list(scored.case.summary.lesion_levels),
+            dice_per_level=per_level,
+            anchors=list(scored.case.anchors),
+        )
     folder = REAL / "ts_dicom_thoracolumbar"
     ct = load_ct(folder / "dicom")
     can = to_canonical(ct)
