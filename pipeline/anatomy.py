@@ -102,6 +102,16 @@ def normal_tilt(level: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# Measurement conventions shared by the measurement stage and the phantoms' truth (DESIGN.md §2).
+# --------------------------------------------------------------------------------------------
+#: AP positions of the anterior, middle and posterior body heights (share of depth from the front).
+HEIGHT_POSITIONS: tuple[float, float, float] = (0.15, 0.50, 0.85)
+#: Levels whose height never serves as a reference: C1 has no body, C2 carries the dens, S1 is part
+#: of the sacrum.
+NO_REFERENCE_LEVELS: frozenset[str] = frozenset({"C1", "C2", "S1"})
+
+
+# --------------------------------------------------------------------------------------------
 # SINS location regions (Fisher 2010). The table of points lives in configs/sins.yaml.
 # --------------------------------------------------------------------------------------------
 JUNCTIONAL = "junctional"

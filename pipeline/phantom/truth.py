@@ -10,16 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
+from ..anatomy import NO_REFERENCE_LEVELS
 from ..config import SinsConfig
 from ..schema import CaseResult, InputInfo, LevelResult, Measurements, Software, summarise
 from ..scoring import lesion_type, near_threshold_flags, score_level
 from .layout import Layout, in_view, is_complete
 from .lesions import LesionShape
 from .vertebra import Vertebra
-
-#: Levels whose body height can serve as a reference (C1 has no body, C2 carries the dens,
-#: S1 is part of the sacrum).
-_NO_REFERENCE = {"C1", "C2", "S1"}
 
 
 def translation(upper: Vertebra, lower: Vertebra) -> tuple[float, float]:
@@ -102,7 +99,7 @@ def _measure(
             if j != i
             and complete[verts[j].level]
             and verts[j].has_body
-            and verts[j].level not in _NO_REFERENCE
+            and verts[j].level not in NO_REFERENCE_LEVELS
             and not has_lesion(verts[j].level)
         ]
         ref = float(np.median(neighbours)) if neighbours else max(heights)

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..anatomy import HEIGHT_POSITIONS
 from . import shapes
 from .spec import CollapseSpec
 from .tables import LevelDims
 
-#: AP positions (share of the body depth from the anterior wall) of the three heights (DESIGN.md §2).
-HEIGHT_POSITIONS = (0.15, 0.50, 0.85)
 #: Normal central endplate concavity (share of the height, both endplates together).
 NORMAL_CONCAVITY = 0.03
 #: Radius (share of depth) of the central endplate depression of a biconcave body.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..anatomy import Anatomy, Lesion
-from ..spine.geometry import HEIGHT_POSITIONS, BodyGeometry
+from ..anatomy import HEIGHT_POSITIONS, Anatomy, Lesion
+from ..spine.geometry import BodyGeometry
 
 #: Bone window (HU): centre, width.
 BONE_WINDOW = (400.0, 1800.0)

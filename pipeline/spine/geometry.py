@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy import HEIGHT_POSITIONS
 from ..config import MeasurementSettings
 from .vertebrae import VertebraMasks
 
@@ -27,8 +28,6 @@ WALL_SPAN = 0.35
 #: Endplates diverge (a wedge, a fracture) only beyond this many times the tilt the voxel grid can
 #: resolve on them; below it the difference is staircase noise (small bodies, thick slices).
 DIVERGENCE_NOISE = 2.5
-#: AP positions of the anterior, middle and posterior heights (share of body depth from the front).
-HEIGHT_POSITIONS = (0.15, 0.50, 0.85)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -27,16 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anatomy import Lesion, normal_tilt
+from ..anatomy import NO_REFERENCE_LEVELS, Lesion, normal_tilt
 from ..config import SinsConfig
 from ..schema import Measurements
 from ..scoring import lesion_type
 from .geometry import DIVERGENCE_NOISE, BodyGeometry, BodySampler, measure_body, posterior_direction, unit
 from .vertebrae import VertebraMasks
 
-#: Levels whose height never serves as a reference (C1 has no body, C2 carries the dens, S1 is
-#: part of the sacrum).
-NO_REFERENCE = frozenset({"C1", "C2", "S1"})
 #: The dens of C2 starts where the body's cross-section falls below this share of its largest.
 DENS_AREA_SHARE = 0.5
 
@@ -250,7 +247,7 @@ def measure_spine(verts: Sequence[VertebraMasks], levels: Sequence[str], cfg: Si
             neigh = [
                 float(np.median(geos[j].heights))  # type: ignore[union-attr, arg-type]
                 for j in range(max(0, i - 2), min(n, i + 3))
-                if j != i and complete[j] and levels[j] not in NO_REFERENCE and not has_lesion[j]
+                if j != i and complete[j] and levels[j] not in NO_REFERENCE_LEVELS and not has_lesion[j]
             ]
             ref = float(np.median(neigh)) if neigh else max(heights)
             collapse = 1.0 - min(heights) / ref
