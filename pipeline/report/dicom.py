@@ -131,7 +131,7 @@ def read_source_series(folder: str | Path, meta: dict[str, str]) -> SourceSeries
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_dicom_file(p)):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:
+        except (pydicom.errors.InvalidDicomError, OSError, ValueError):  # not a readable DICOM file: skip it
             continue
         if "ImagePositionPatient" not in ds or int(ds.get("NumberOfFrames", 1) or 1) != 1:
             continue
@@ -221,7 +221,7 @@ def _lab(colour: tuple[int, int, int]):
 
     try:
         return hd.color.CIELabColor.from_rgb(*colour) if hasattr(hd.color.CIELabColor, "from_rgb") else None
-    except Exception:
+    except (ValueError, TypeError):  # no display colour rather than no SEG
         return None
 
 
