@@ -65,33 +65,40 @@ class BodySampler:
         ijk = points @ self.inv[:3, :3].T + self.inv[:3, 3]
         return 0.5 - ndimage.map_coordinates(self.mask, ijk.T, order=0, cval=0.0, mode="constant")
 
+    def crossings(
+        self, starts: np.ndarray, direction: np.ndarray, reach: float, step: float
+    ) -> list[tuple[float, float] | None]:
+        """For each line start + t*direction (starts: (N, 3) world): (t_low, t_high) where it enters
+        and leaves the body, or None when it misses. Short gaps (a basivertebral vein channel, a
+        notch) are bridged; the run through the start is kept, else the longest."""
+        t = np.arange(-reach, reach + step / 2, step)
+        pts = starts[:, None, :] + t[None, :, None] * direction[None, None, :]
+        f = self(pts.reshape(-1, 3)).reshape(len(starts), t.size)
+        inside = f <= 0
+        gap = int(np.ceil(self.max_gap / step))
+        padded = np.pad(inside, ((0, 0), (gap, gap)))
+        filled = ndimage.binary_closing(padded, np.ones((1, 2 * gap + 1), bool))[:, gap:-gap] | inside
+        out: list[tuple[float, float] | None] = []
+        for fill in filled:
+            if not fill.any():
+                out.append(None)
+                continue
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], fill.astype(np.int8), [0]])))
+            first, last = edges[::2], edges[1::2] - 1
+            through = np.flatnonzero((t[first] <= 0) & (t[last] >= 0))
+            k = int(through[0]) if through.size else int(np.argmax(last - first))
+            a, b = int(first[k]), int(last[k])
+            # the surface lies half-way between the last sample inside and the first outside
+            lo = t[a] - step / 2 if a > 0 else t[a]
+            hi = t[b] + step / 2 if b < t.size - 1 else t[b]
+            out.append((float(lo), float(hi)))
+        return out
+
     def crossing(
         self, start: np.ndarray, direction: np.ndarray, reach: float, step: float
     ) -> tuple[float, float] | None:
-        """(t_low, t_high): where the line start + t*direction first enters and last leaves the
-        body; None when it misses the body."""
-        t = np.arange(-reach, reach + step / 2, step)
-        f = self(start[None, :] + t[:, None] * direction[None, :])
-        inside = f <= 0
-        if not inside.any():
-            return None
-        # bridge short gaps (a basivertebral vein channel, a notch) and keep the run through the
-        # start, else the longest one
-        gap = int(np.ceil(self.max_gap / step))
-        filled = ndimage.binary_closing(np.pad(inside, gap), np.ones(2 * gap + 1, bool))[gap:-gap] | inside
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], filled.astype(np.int8), [0]])))
-        starts, stops = edges[::2], edges[1::2] - 1
-        through = np.flatnonzero((t[starts] <= 0) & (t[stops] >= 0))
-        k = int(through[0]) if through.size else int(np.argmax(stops - starts))
-        a, b = int(starts[k]), int(stops[k])
-
-        def edge(i_in: int, i_out: int) -> float:
-            if i_out < 0 or i_out >= t.size:
-                return float(t[i_in])
-            f0, f1 = f[i_in], f[i_out]
-            return float(t[i_in] + (t[i_out] - t[i_in]) * f0 / (f0 - f1)) if f1 != f0 else float(t[i_in])
-
-        return edge(a, a - 1), edge(b, b + 1)
+        """`crossings` of one line."""
+        return self.crossings(start[None, :], direction, reach, step)[0]
 
 
 @dataclass(frozen=True)
@@ -132,13 +139,8 @@ def _reach(vert: VertebraMasks) -> float:
 
 def _lines(cross, direction: np.ndarray, starts) -> list[tuple[np.ndarray, float, float]]:
     """Crossings of lines (local starts) along `direction`; the ones that hit the body."""
-    out = []
-    for st in starts:
-        st = np.asarray(st, float)
-        c = cross(st, direction)
-        if c is not None:
-            out.append((st, c[0], c[1]))
-    return out
+    starts = np.asarray(list(starts), float).reshape(-1, 3)
+    return [(st, c[0], c[1]) for st, c in zip(starts, cross(starts, direction), strict=True) if c is not None]
 
 
 #: Points farther than this (mm) from a fitted surface are refitted without (a line that slipped
@@ -184,13 +186,13 @@ def measure_body(
     reach = _reach(vert)
     step = ms.line_step_mm
 
-    def cross(local_start: np.ndarray, direction: np.ndarray) -> tuple[float, float] | None:
-        return sampler.crossing(centre + frame @ local_start, direction, reach, step)
+    def cross(local_starts: np.ndarray, direction: np.ndarray) -> list[tuple[float, float] | None]:
+        return sampler.crossings(centre + np.atleast_2d(local_starts) @ frame.T, direction, reach, step)
 
     # a first look along the three axes through the centroid
-    first_w = cross(np.zeros(3), w)
-    first_v = cross(np.zeros(3), v)
-    first_u = cross(np.zeros(3), u)
+    first_w = cross(np.zeros(3), w)[0]
+    first_v = cross(np.zeros(3), v)[0]
+    first_u = cross(np.zeros(3), u)[0]
     if first_w is None or first_v is None or first_u is None:
         raise ValueError("body too thin to measure")
     h0 = first_w[1] - first_w[0]
