@@ -185,14 +185,24 @@ def case_from_dict(d: dict) -> CaseResult:
     )
 
 
-def write_json_atomic(data: dict, path: str | Path) -> Path:
-    """Write JSON through a temporary file and a rename."""
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    """Write a file through a temporary file beside it and a rename: a reader never sees half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """UTF-8 text through `write_bytes_atomic`."""
+    return write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_json_atomic(data: dict, path: str | Path) -> Path:
+    """Write JSON through a temporary file and a rename."""
+    return write_text_atomic(json.dumps(data, indent=2) + "\n", path)
 
 
 def write_case_json(case: CaseResult, path: str | Path) -> Path:
@@ -233,9 +243,4 @@ def levels_csv_text(cases: list[CaseResult]) -> str:
 
 
 def write_levels_csv(cases: list[CaseResult], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(levels_csv_text(cases), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(levels_csv_text(cases), path)

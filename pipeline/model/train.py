@@ -33,13 +33,6 @@ from .network import NetworkSpec, build_network
 
 
 @dataclass(frozen=True)
-class NetworkSettings:
-    channels: tuple[int, ...]
-    strides: tuple[int, ...]
-    num_res_units: int
-
-
-@dataclass(frozen=True)
 class DataSettings:
     phantom_cases: int
     phantom_seed: int
@@ -73,7 +66,7 @@ class TrainConfig:
     spacing_mm: float
     coarse_spacing_mm: float
     patch: tuple[int, ...]
-    network: NetworkSettings
+    network: NetworkSpec
     data: DataSettings
     augment: AugmentSettings
     optimiser: OptimiserSettings
@@ -82,10 +75,6 @@ class TrainConfig:
     checkpoint_every: int
     bf16: bool
     source: str = field(default="", compare=False)
-
-    @property
-    def network_spec(self) -> NetworkSpec:
-        return NetworkSpec(self.network.channels, self.network.strides, self.network.num_res_units)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -210,7 +199,7 @@ def train(
     total = iterations if iterations is not None else cfg.iterations
     paths = make_pool(cfg, work, range(cfg.data.phantom_seed, cfg.data.phantom_seed + n_cases), log)
 
-    net = build_network(cfg.network_spec)
+    net = build_network(cfg.network)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.optimiser.lr, weight_decay=cfg.optimiser.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -265,7 +254,7 @@ def train(
     curve = [round(float(np.mean(state.losses[i : i + 50])), 4) for i in range(0, len(state.losses), 50)]
     card = ModelCard(
         name=cfg.name,
-        network=cfg.network_spec,
+        network=cfg.network,
         spacing_mm=cfg.spacing_mm,
         coarse_spacing_mm=cfg.coarse_spacing_mm,
         patch=patch,  # type: ignore[arg-type]

@@ -11,13 +11,13 @@ Nothing here reads patient identifiers: the figures and the page are drawn from 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
+from ..schema import write_bytes_atomic
 from ..volume import to_canonical
 from .labels import Label, label_table, write_label_files
 
@@ -76,18 +76,11 @@ def write_report(analysis: Analysis, out_dir: str | Path, seg_canonical: np.ndar
         half = float(np.clip(1.8 * geo.depth, 30.0, 60.0))
         planes = body_planes(geo, ct, seg, lab.lesions, lab.affine, half_mm=half)
         figures[lv.level] = level_png(lv, geo, planes)
-    written = [_write_bytes(overview, out / "overview.png")]
-    written += [_write_bytes(png, out / f"level_{level}.png") for level, png in figures.items()]
+    written = [write_bytes_atomic(overview, out / "overview.png")]
+    written += [write_bytes_atomic(png, out / f"level_{level}.png") for level, png in figures.items()]
     page = report_html(analysis.case, overview, figures, analysis.ct.meta)
-    written.append(_write_bytes(page.encode("utf-8"), out / "report.html"))
+    written.append(write_bytes_atomic(page.encode("utf-8"), out / "report.html"))
     return written
-
-
-def _write_bytes(data: bytes, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
 
 
 def write_dicom_outputs(analysis: Analysis, series_folder: str | Path, out_dir: str | Path, **kwargs):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..anatomy import LESION_COLOURS, VERSE_IDS, Lesion
-from ..schema import write_json_atomic
+from ..schema import write_json_atomic, write_text_atomic
 
 #: Vertebra colours, cycled by level id so that neighbours always differ (bone-like, distinct).
 LEVEL_PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -87,13 +87,6 @@ def slicer_ctbl_text(table: tuple[Label, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(text: str, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def write_label_files(table: tuple[Label, ...], out_dir: str | Path, stem: str = "segmentation") -> list[Path]:
     """`<stem>_labels.json`, `<stem>.itksnap.txt` and `<stem>.ctbl` in `out_dir`."""
     out = Path(out_dir)
@@ -103,6 +96,6 @@ def write_label_files(table: tuple[Label, ...], out_dir: str | Path, stem: str =
     }
     return [
         write_json_atomic(doc, out / f"{stem}_labels.json"),
-        _write_text(itksnap_text(table), out / f"{stem}.itksnap.txt"),
-        _write_text(slicer_ctbl_text(table), out / f"{stem}.ctbl"),
+        write_text_atomic(itksnap_text(table), out / f"{stem}.itksnap.txt"),
+        write_text_atomic(slicer_ctbl_text(table), out / f"{stem}.ctbl"),
     ]

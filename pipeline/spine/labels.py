@@ -78,13 +78,22 @@ def _lesion_array(lesions: Volume | None, reference: Volume) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def _bbox(mask: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
+def bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """Index box of a mask's voxels grown by `margin` voxels (clipped to the array); None if empty."""
     idx = np.nonzero(mask)
     if idx[0].size == 0:
         return None
     return tuple(
-        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n)) for i, n in zip(idx, shape, strict=True)
+        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n))
+        for i, n in zip(idx, mask.shape, strict=True)
     )
+
+
+def box_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """Index -> world affine of a box cut out of a grid with `affine`."""
+    out = affine.copy()
+    out[:3, 3] = affine[:3, :3] @ np.array([s.start for s in box], float) + affine[:3, 3]
+    return out
 
 
 def attach_lesions(anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: float) -> tuple[np.ndarray, int]:
@@ -96,7 +105,7 @@ def attach_lesions(anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: fl
     if not stray.any():
         return anatomy, 0
     margin = int(np.ceil(max_mm / min(spacing))) + 1
-    box = _bbox(stray, margin, anatomy.shape)
+    box = bounding_box(stray, margin)
     assert box is not None
     sub = anatomy[box]
     bone = np.isin(sub, _BONE)
@@ -201,7 +210,7 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
         notes.append(f"{n_split} pair(s) of touching vertebral bodies separated at their narrowest contact")
     keep = np.arange(1, int(markers.max()) + 1)
     bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
-    box = _bbox(bone, 1, anatomy.shape)
+    box = bounding_box(bone, 1)
     instances = np.zeros(anatomy.shape, np.int32)
     if box is None:
         return instances, tuple(notes)
@@ -278,11 +287,10 @@ def labels_from_ids(
     for n, label in enumerate(present, start=1):
         level = names[label]
         mask = arr == label
-        box = _bbox(mask, 2, arr.shape)
+        box = bounding_box(mask, 2)
         assert box is not None
         sub = mask[box]
-        sub_affine = reference.affine.copy()
-        sub_affine[:3, 3] = reference.affine[:3, :3] @ np.array([s.start for s in box]) + reference.affine[:3, 3]
+        sub_affine = box_affine(reference.affine, box)
         if level == "S1" and fmt == "verse":  # VerSe 26 is the whole sacrum: no body to split
             anatomy[mask] = Anatomy.SACRUM
             instances[mask] = n

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from ..anatomy import Anatomy
 from ..config import SinsConfig
-from .labels import SpineLabels
+from .labels import SpineLabels, bounding_box, box_affine
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,6 @@ class VertebraMasks:
         return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
 
 
-def _box_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
-    out = affine.copy()
-    out[:3, 3] = affine[:3, :3] @ np.array([s.start for s in box], float) + affine[:3, 3]
-    return out
-
-
 def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float) -> dict[int, np.ndarray]:
     """Per connected piece of `target`: voxel counts within `reach_mm` of each instance of `sources`."""
     out: dict[int, np.ndarray] = {}
@@ -65,11 +59,8 @@ def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reac
         return out
     spacing = labels.spacing
     margin = int(np.ceil(reach_mm / min(spacing))) + 1
-    idx = np.nonzero(sources)
-    box = tuple(
-        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n))
-        for i, n in zip(idx, sources.shape, strict=True)
-    )
+    box = bounding_box(sources > 0, margin)
+    assert box is not None
     src = sources[box]
     tgt = target[box]
     if not tgt.any():
@@ -92,11 +83,8 @@ def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, 
         return []
     spacing = np.asarray(labels.spacing)
     margin = int(np.ceil(reach_mm / spacing.min())) + 1
-    idx = np.nonzero(inst)
-    box = tuple(
-        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n))
-        for i, n in zip(idx, inst.shape, strict=True)
-    )
+    box = bounding_box(inst > 0, margin)
+    assert box is not None
     src, tgt = inst[box], ribs[box]
     if not tgt.any():
         return []
@@ -166,7 +154,7 @@ def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMask
         verts.append(
             VertebraMasks(
                 id=i,
-                affine=_box_affine(labels.affine, box),
+                affine=box_affine(labels.affine, box),
                 body=body,
                 posterior=posterior,
                 lesion=lesion,

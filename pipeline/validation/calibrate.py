@@ -29,7 +29,7 @@ import yaml
 from .. import __version__
 from ..config import SinsConfig, load_sins_config
 from ..errors import InputError
-from ..schema import Measurements, write_json_atomic
+from ..schema import Measurements, write_json_atomic, write_text_atomic
 from ..scoring import alignment_points, bone_lesion_points, collapse_points, lesion_type, posterolateral_points
 from .comparison import LevelComparison, compare_levels
 from .matching import Pair, consensus, raters_of
@@ -314,9 +314,6 @@ def write_calibration(result: CalibrationResult, out: str | Path) -> tuple[Path,
     out = Path(out)
     if out.suffix not in (".yaml", ".yml"):
         raise InputError(f"--out {out}: give a .yaml file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(overlay_yaml(result), encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(overlay_yaml(result), out)
     report = write_json_atomic(calibration_to_dict(result), out.with_name(f"{out.stem}.calibration.json"))
     return out, report

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..schema import case_from_dict
+from ..schema import case_from_dict, write_text_atomic
 from .records import ITEMS, MANUAL_COLUMNS, ManualLevel, points_of
 
 #: Rater name of phantom truth.
@@ -60,9 +60,4 @@ def manual_csv_text(rows: tuple[ManualLevel, ...] | list[ManualLevel]) -> str:
 
 def write_manual_csv(rows: tuple[ManualLevel, ...] | list[ManualLevel], path: str | Path) -> Path:
     """Write a manual SINS CSV through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(manual_csv_text(rows), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(manual_csv_text(rows), path)

@@ -94,7 +94,7 @@ def validate(
 
 def write_validation(result: ValidationResult, out_dir: str | Path) -> tuple[Path, Path]:
     """validation.json and validation.html in `out_dir` (each written to a temporary file, then renamed)."""
-    from ..schema import write_json_atomic
+    from ..schema import write_json_atomic, write_text_atomic
     from .report_html import validation_html
     from .report_json import validation_to_dict
 
@@ -103,8 +103,5 @@ def write_validation(result: ValidationResult, out_dir: str | Path) -> tuple[Pat
         raise InputError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     json_path = write_json_atomic(validation_to_dict(result), out / "validation.json")
-    html_path = out / "validation.html"
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(validation_html(result), encoding="utf-8")
-    tmp.replace(html_path)
+    html_path = write_text_atomic(validation_html(result), out / "validation.html")
     return json_path, html_path
