@@ -66,6 +66,7 @@ class NearThreshold:
 @dataclass(frozen=True)
 class InstanceSettings:
     min_body_ml: float
+    max_body_canal_mm: float
     min_fragment_ml: float
     min_ring_ml: float
     split_erosion_mm: tuple[float, ...]
@@ -166,6 +167,10 @@ def _build(cls: type[T], data: Any, where: str) -> T:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{key}: expected an integer, got {value!r}")
             values[name] = value
+        elif typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (str,):
+            if not isinstance(value, list) or any(not isinstance(x, str) for x in value):
+                raise ConfigError(f"{key}: expected a list of names, got {value!r}")
+            values[name] = tuple(value)
         elif typing.get_origin(tp) is tuple:
             if (
                 not isinstance(value, list)

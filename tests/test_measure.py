@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.analyze import AnalyzeRequest, analyze_case, analyze_labels
+from pipeline.anatomy import Anatomy
 from pipeline.clinical import ClinicalInfo, LevelOverride
 from pipeline.config import load_sins_config
 from pipeline.errors import CaseError
@@ -21,7 +22,7 @@ from pipeline.phantom import (
     TranslationSpec,
     generate,
 )
-from pipeline.spine.labels import attach_lesions, labels_from_opensins, split_touching_bodies
+from pipeline.spine.labels import attach_lesions, labels_from_opensins, separate_vertebrae, split_touching_bodies
 from pipeline.spine.naming import column, name_levels
 from pipeline.spine.vertebrae import VertebraMasks
 from pipeline.volume import to_canonical
@@ -271,3 +272,18 @@ def test_lesion_outside_bone_joins_the_nearest_bone():
     out, lost = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 3.0)
     assert (out[15:17, 8:10, 8:10] == 1).all()
     assert lost == 1
+
+
+def test_a_body_far_from_the_canal_is_not_a_vertebra():
+    anatomy = np.zeros((80, 40, 40), np.uint8)
+    anatomy[5:25, 5:25, 10:25] = Anatomy.VERTEBRAL_BODY  # a vertebra with the canal behind it
+    anatomy[10:20, 25:33, 10:25] = Anatomy.SPINAL_CANAL
+    anatomy[55:75, 5:25, 10:25] = Anatomy.VERTEBRAL_BODY  # e.g. a femoral head the network mistook
+    instances, notes = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG)
+    assert set(np.unique(instances[instances > 0])) == {1}
+    assert instances[15, 15, 15] == 1 and instances[65, 15, 15] == 0
+    assert any("farther than 25.0 mm from the spinal canal" in n for n in notes)
+    # a map without a canal label (e.g. from another tool) keeps every body
+    anatomy[anatomy == Anatomy.SPINAL_CANAL] = 0
+    instances, _ = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG)
+    assert len(np.unique(instances[instances > 0])) == 2

@@ -27,6 +27,8 @@ CHANNELS: dict[int, str] = {
 N_CHANNELS = len(CHANNELS)
 LYTIC_CHANNEL = 8
 BLASTIC_CHANNEL = 9
+#: Target value of voxels whose class is unknown (real scans): excluded from the training loss.
+IGNORE = 255
 #: Channels that make up the spine (for the coarse localisation crop).
 SPINE_CHANNELS = (1, 2, 3, 4, 6, 8, 9)
 

@@ -1,11 +1,13 @@
 """The training recipe of the shipped model (`sins train`), reproducible from its seeds.
 
 Data are made here: a pool of phantoms (`pipeline.phantom`, randomised anatomy, pathology, tissue HU,
-noise, blur, contrast, field of view, orientation) drawn on the training grid, from which each
-iteration takes 96^3 patches — centred on a lesion, on the spine or anywhere — at the fine grid or
-the coarse (localisation) grid, with SynthSeg-style intensity randomisation (gamma, scale, shift,
-noise, blur) and left-right flips. Loss: Dice + cross-entropy. Checkpoints every few iterations in
-the work folder, so a run resumes where it stopped.
+noise, blur, contrast, field of view, orientation) drawn on the training grid, plus the real scans of
+`data.real_cases` with their reference labels (`model.real`: unknown voxels excluded from the loss,
+synthetic lesions put into real bone). Each iteration takes patches — centred on a lesion, on the
+spine or anywhere — at the fine grid or the coarse (localisation) grid, with SynthSeg-style intensity
+randomisation (gamma, scale, shift, noise, blur) and left-right flips. Loss: Dice + cross-entropy over
+the known voxels. Checkpoints every few iterations in the work folder, so a run resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
+import torch.nn.functional as F
+from monai.losses import MaskedDiceLoss
 from scipy import ndimage
 
 from ..config import load_config_file
 from ..phantom import generate, random_spec
 from ..volume import to_canonical
 from .card import Intensity, ModelCard, write_model
-from .classes import N_CHANNELS, SPINE_CHANNELS, to_target
+from .classes import IGNORE, N_CHANNELS, SPINE_CHANNELS, to_target
 from .infer import normalise
 from .network import NetworkSpec, build_network
+from .real import draw_real, insert_lesion
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,12 @@ class DataSettings:
     spine_share: float
     holdout_cases: int
     holdout_seed: int
+    # Real scans (folders under real_root, relative to the working directory) and their share of
+    # patches; each real patch gets a synthetic lesion with probability real_lesion_share.
+    real_root: str = ""
+    real_cases: tuple[str, ...] = ()
+    real_share: float = 0.0
+    real_lesion_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,10 @@ class AugmentSettings:
     noise_std: tuple[float, ...]
     blur_sigma_vox: tuple[float, ...]
     flip_left_right: bool
+    # Thick slices (partial volume of clinical CT): with this chance a fine patch is averaged over a
+    # random slice thickness (mm) along one axis and re-interpolated from slices that far apart.
+    thick_slice_share: float = 0.0
+    thick_slice_mm: tuple[float, ...] = (1.5, 1.5)
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,8 @@ class Sample:
     target: np.ndarray  # uint8 channels
     lesion_voxels: np.ndarray  # (N, 3) indices
     spine_voxels: np.ndarray
+    real: bool = False
+    spacing_mm: float = 1.5
 
 
 def _draw(seed: int, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -118,6 +134,28 @@ def make_pool(cfg: TrainConfig, work: Path, seeds: range, log: Callable[[str], N
     return paths
 
 
+def make_real_pool(cfg: TrainConfig, work: Path, log: Callable[[str], None]) -> list[Path]:
+    """The real scans of the recipe on the training grid (`work/pool/real_NAME.npz`); missing scans
+    are skipped with a log line (the card records which were used)."""
+    pool = work / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in cfg.data.real_cases:
+        path = pool / f"real_{name}.npz"
+        if not path.exists():
+            folder = Path(cfg.data.real_root) / name
+            if not folder.is_dir():
+                log(f"real scan {name}: {folder} absent, not used")
+                continue
+            arrays = draw_real(name, Path(cfg.data.real_root), cfg.spacing_mm)
+            tmp = pool / f".real_{name}.tmp.npz"
+            np.savez_compressed(tmp, **arrays)
+            tmp.replace(path)
+            log(f"real scan {name}: {arrays['hu'].shape}")
+        paths.append(path)
+    return paths
+
+
 def load_sample(path: Path, cfg: TrainConfig, coarse: bool) -> Sample:
     with np.load(path) as f:
         hu, target = f["hu"], f["target"]
@@ -126,9 +164,16 @@ def load_sample(path: Path, cfg: TrainConfig, coarse: bool) -> Sample:
         factor = cfg.spacing_mm / cfg.coarse_spacing_mm
         image = ndimage.zoom(image, factor, order=1)
         target = ndimage.zoom(target, factor, order=0)
-    lesion = np.argwhere(target >= 8)
+    lesion = np.argwhere((target >= 8) & (target != IGNORE))
     spine = np.argwhere(np.isin(target, SPINE_CHANNELS))
-    return Sample(image.astype(np.float32), target, lesion, spine[:: max(1, len(spine) // 20000)])
+    return Sample(
+        image.astype(np.float32),
+        target,
+        lesion,
+        spine[:: max(1, len(spine) // 20000)],
+        real=path.name.startswith("real_"),
+        spacing_mm=cfg.coarse_spacing_mm if coarse else cfg.spacing_mm,
+    )
 
 
 def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: DataSettings):
@@ -148,12 +193,46 @@ def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: Da
     dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
     img[dst] = sample.image[src]
     tgt[dst] = sample.target[src]
+    if sample.real and rng.random() < d.real_lesion_share:
+        insert_lesion(img, tgt, rng, sample.spacing_mm, Intensity())
     return img, tgt
 
 
-def augment(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, a: AugmentSettings):
-    """SynthSeg-style intensity randomisation on a [0, 1] image, and left-right flips."""
-    x = np.clip(img, 0, 1) ** rng.uniform(*a.gamma)
+def masked_dice_ce(logits: torch.Tensor, target: torch.Tensor, dice: MaskedDiceLoss) -> torch.Tensor:
+    """Dice + cross-entropy over the voxels whose class is known (target != IGNORE)."""
+    known = target != IGNORE
+    y = torch.where(known, target, torch.zeros_like(target))
+    ce = F.cross_entropy(logits, target[:, 0], ignore_index=IGNORE)
+    return dice(logits, y, known.float()) + ce
+
+
+def thick_slices(x: np.ndarray, axis: int, step: float) -> np.ndarray:
+    """`x` as if acquired in slices `step` voxels thick and apart along `axis`, then interpolated back
+    (box average over the thickness, linear interpolation between slice centres)."""
+    n = x.shape[axis]
+    avg = ndimage.uniform_filter1d(x, size=max(1, round(step)), axis=axis, mode="nearest")
+    centres = np.arange(step / 2, n, step)
+    pos = np.clip(np.arange(n) + 0.5, centres[0], centres[-1])
+    i0 = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, len(centres) - 1)
+    i1 = np.minimum(i0 + 1, len(centres) - 1)
+    w = np.where(i1 > i0, (pos - centres[i0]) / step, 0.0)
+    idx = np.clip(np.round(centres).astype(int), 0, n - 1)
+    slices = np.take(avg, idx, axis=axis)
+    shape = [1, 1, 1]
+    shape[axis] = n
+    w = w.reshape(shape).astype(np.float32)
+    return np.take(slices, i0, axis=axis) * (1 - w) + np.take(slices, i1, axis=axis) * w
+
+
+def augment(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, a: AugmentSettings, voxel_mm: float = 0.0):
+    """SynthSeg-style intensity randomisation on a [0, 1] image, thick slices (fine patches of
+    `voxel_mm`), and left-right flips."""
+    x = np.clip(img, 0, 1)
+    if voxel_mm > 0 and rng.random() < a.thick_slice_share:
+        step = rng.uniform(*a.thick_slice_mm) / voxel_mm
+        if step > 1.2:
+            x = thick_slices(x, int(rng.choice(3, p=[0.15, 0.15, 0.7])), step)
+    x = x ** rng.uniform(*a.gamma)
     x = x * rng.uniform(*a.scale) + rng.uniform(*a.shift)
     sigma = rng.uniform(*a.blur_sigma_vox)
     if sigma > 0.2:
@@ -198,11 +277,12 @@ def train(
     n_cases = pool_cases if pool_cases is not None else cfg.data.phantom_cases
     total = iterations if iterations is not None else cfg.iterations
     paths = make_pool(cfg, work, range(cfg.data.phantom_seed, cfg.data.phantom_seed + n_cases), log)
+    real_paths = make_real_pool(cfg, work, log)
 
     net = build_network(cfg.network)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.optimiser.lr, weight_decay=cfg.optimiser.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    dice_fn = MaskedDiceLoss(to_onehot_y=True, softmax=True)
     state = TrainState()
     ckpt = work / "checkpoint.pt"
     if ckpt.exists():
@@ -214,28 +294,30 @@ def train(
         rng = np.random.default_rng([cfg.seed, state.iteration])
         log(f"resumed at iteration {state.iteration}")
     bf16 = _use_bf16(cfg)
-    cache: dict[tuple[int, bool], Sample] = {}
+    cache: dict[tuple[Path, bool], Sample] = {}
     patch = tuple(cfg.patch)
     net.train()
     t_start = time.perf_counter() - state.seconds
     while state.iteration < total:
         imgs, tgts = [], []
         for _ in range(cfg.batch_size):
-            k = int(rng.integers(len(paths)))
+            use_real = bool(real_paths) and rng.random() < cfg.data.real_share
+            source = real_paths if use_real else paths
+            path = source[int(rng.integers(len(source)))]
             coarse = bool(rng.random() < cfg.data.coarse_share)
-            if (k, coarse) not in cache:
+            if (path, coarse) not in cache:
                 if len(cache) > 24:  # bound memory
                     cache.pop(next(iter(cache)))
-                cache[(k, coarse)] = load_sample(paths[k], cfg, coarse)
-            img, tgt = crop(cache[(k, coarse)], patch, rng, cfg.data)
-            img, tgt = augment(img, tgt, rng, cfg.augment)
+                cache[(path, coarse)] = load_sample(path, cfg, coarse)
+            img, tgt = crop(cache[(path, coarse)], patch, rng, cfg.data)
+            img, tgt = augment(img, tgt, rng, cfg.augment, 0.0 if coarse else cfg.spacing_mm)
             imgs.append(img)
             tgts.append(tgt)
         x = torch.from_numpy(np.stack(imgs))[:, None]
         y = torch.from_numpy(np.stack(tgts).astype(np.int64))[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = net(x)
-        loss = loss_fn(logits.float(), y)
+        loss = masked_dice_ce(logits.float(), y, dice_fn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -265,6 +347,7 @@ def train(
             "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
             "data": f"{n_cases} phantoms, seeds {cfg.data.phantom_seed}..{cfg.data.phantom_seed + n_cases - 1}, "
             f"drawn at {cfg.spacing_mm} mm (pipeline.phantom.random_spec)",
+            "real_scans": [p.stem.removeprefix("real_") for p in real_paths],
             "iterations": state.iteration,
             "wall_time_s": round(state.seconds, 1),
             "bf16": bf16,

@@ -188,6 +188,21 @@ def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple
     return out, n_split
 
 
+def _near_canal(
+    comp: np.ndarray, keep: np.ndarray, canal: np.ndarray, spacing, max_mm: float
+) -> tuple[np.ndarray, int]:
+    """Body components (ids `keep` of `comp`) within `max_mm` of the spinal canal, and how many were
+    not. A map without a canal label keeps them all."""
+    if not keep.size or not canal.any():
+        return keep, 0
+    margin = int(np.ceil(max_mm / min(spacing))) + 1
+    box = bounding_box(canal, margin)
+    dist = ndimage.distance_transform_edt(~canal[box], sampling=spacing)
+    near = np.unique(comp[box][(dist <= max_mm) & (comp[box] > 0)])
+    kept = keep[np.isin(keep, near)]
+    return kept, int(keep.size - kept.size)
+
+
 def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, tuple[str, ...]]:
     """Instance map of an OpenSINS anatomy map: one id per connected body, posterior elements flooded
     from the bodies; a large body-less posterior piece above all bodies is its own instance (C1)."""
@@ -202,6 +217,12 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
     dropped = int(np.count_nonzero(sizes[1:] * voxel_ml < ic.min_body_ml))
     if dropped:
         notes.append(f"{dropped} vertebral-body fragment(s) under {ic.min_body_ml} mL ignored")
+    keep, far = _near_canal(comp, keep, anatomy == Anatomy.SPINAL_CANAL, spacing, ic.max_body_canal_mm)
+    if far:
+        notes.append(
+            f"{far} vertebral-body component(s) farther than {ic.max_body_canal_mm} mm from the spinal canal "
+            "ignored (not part of the column)"
+        )
     lut = np.zeros(sizes.size, np.int32)
     lut[keep] = np.arange(1, keep.size + 1)
     markers = lut[comp]
