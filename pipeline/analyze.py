@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from .spine.measure import SpineMeasurement, measure_spine
 from .spine.naming import Naming, name_levels, separate_c1_ring
 from .spine.vertebrae import extract_vertebrae
 from .volume import Volume, from_canonical, to_canonical
+
+if TYPE_CHECKING:
+    from .model.card import LoadedModel
 
 #: Ids of lesions in `segmentation.nii.gz` (vertebrae carry their VerSe level id, 1-28).
 SEGMENTATION_LESION_IDS: dict[int, int] = {Lesion.LYTIC: 101, Lesion.BLASTIC: 102}
@@ -49,6 +53,18 @@ class AnalyzeRequest:
     override: LevelOverride | None = None
     device: str = "auto"
     model: str | Path | None = None  # model folder (default models/opensins_spine)
+    clinical: ClinicalInfo | None = None  # given directly (batch manifests): replaces clinical_csv for this case
+
+
+@dataclass(frozen=True)
+class CaseInputs:
+    """What a case reads from disk (`load_inputs`): the CT and the label maps given with it, on the
+    CT's own grid. `sins batch` reads the next case's inputs while the current one is analysed."""
+
+    ct: Volume
+    labels: Volume | None = None
+    lesions: Volume | None = None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,43 +159,67 @@ def analyze_labels(
     return Scored(case, naming, measured, labels, dict(zip((v.id for v in verts), naming.levels, strict=True)))
 
 
-def analyze_case(req: AnalyzeRequest) -> Analysis:
-    """Load, check, analyse one case (nothing is written)."""
+def load_inputs(req: AnalyzeRequest) -> CaseInputs:
+    """Read and check the CT and the label maps of a request (no analysis)."""
+    if req.label_format not in LABEL_FORMATS:
+        raise InputError(f"unknown label format {req.label_format!r}; expected one of {', '.join(LABEL_FORMATS)}")
+    t0 = time.perf_counter()
+    ct = load_ct(req.ct)
+    if req.lesions is not None and req.labels is None:
+        raise InputError("--lesions needs --labels (the network finds lesions itself)")
+    labels = lesions = None
+    if req.labels is not None:
+        labels = load_label_map(req.labels, reference=ct)
+        lesions = load_label_map(req.lesions, reference=ct) if req.lesions else None
+    return CaseInputs(ct, labels, lesions, time.perf_counter() - t0)
+
+
+def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: LoadedModel | None = None) -> Analysis:
+    """Load, check, analyse one case (nothing is written).
+
+    `inputs`: the case's files already read by `load_inputs` (else they are read here); `model`: a
+    loaded network to use instead of loading `req.model` (batch workers load it once).
+    """
     if req.label_format not in LABEL_FORMATS:
         raise InputError(f"unknown label format {req.label_format!r}; expected one of {', '.join(LABEL_FORMATS)}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     cfg = load_sins_config(req.config)
     case_id = req.case_id or case_id_from_path(req.ct)
-    table = read_clinical_csv(req.clinical_csv) if req.clinical_csv else {}
-    clinical = clinical_for(table, case_id, req.pain)
     pre_notes: tuple[str, ...] = ()
-    if req.clinical_csv and case_id not in table:
-        pre_notes = (f"clinical CSV has no row for case '{case_id}': pain unknown unless --pain is given",)
-    ct = load_ct(req.ct)
-    if req.lesions is not None and req.labels is None:
-        raise InputError("--lesions needs --labels (the network finds lesions itself)")
+    if req.clinical is not None:
+        clinical = clinical_for({case_id: req.clinical}, case_id, req.pain)
+    else:
+        table = read_clinical_csv(req.clinical_csv) if req.clinical_csv else {}
+        clinical = clinical_for(table, case_id, req.pain)
+        if req.clinical_csv and case_id not in table:
+            pre_notes = (f"clinical CSV has no row for case '{case_id}': pain unknown unless --pain is given",)
+    t_prep = time.perf_counter() - t0
+    if inputs is None:
+        inputs = load_inputs(req)
+    ct = inputs.ct
     can = to_canonical(ct)
-    timings["load"] = time.perf_counter() - t0
+    timings["load"] = t_prep + inputs.seconds
     model_card = None
-    if req.labels is None:
-        from .model.card import DEFAULT_MODEL_DIR, load_model
+    if inputs.labels is None:
         from .model.infer import segment
-        from .model.network import resolve_device
 
-        t1 = time.perf_counter()
-        model = load_model(req.model or DEFAULT_MODEL_DIR, resolve_device(req.device))
+        if model is None:
+            from .model.card import DEFAULT_MODEL_DIR, load_model
+            from .model.network import resolve_device
+
+            t1 = time.perf_counter()
+            model = load_model(req.model or DEFAULT_MODEL_DIR, resolve_device(req.device))
+            timings["load_model"] = time.perf_counter() - t1
         model_card = model.card
-        timings["load_model"] = time.perf_counter() - t1
         seg = segment(can, model)
         timings.update(seg.timings_s)
         label_vol, lesion_vol = can.with_array(seg.anatomy), can.with_array(seg.lesions)
         fmt, source = "opensins", f"network {model_card.name}"
     else:
-        label_vol = to_canonical(load_label_map(req.labels, reference=ct))
-        lesion_vol = to_canonical(load_label_map(req.lesions, reference=ct)) if req.lesions else None
-        fmt, source = req.label_format, Path(req.labels).name
-        timings["load"] = time.perf_counter() - t0
+        label_vol = to_canonical(inputs.labels)
+        lesion_vol = to_canonical(inputs.lesions) if inputs.lesions is not None else None
+        fmt, source = req.label_format, Path(str(req.labels)).name
     t1 = time.perf_counter()
     if fmt == "opensins":
         labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=can)

@@ -14,10 +14,6 @@ from pathlib import Path
 from . import __version__
 from .errors import InputError, NotImplementedYet, OpenSINSError
 
-_PENDING = {
-    "batch": "batch processing is not implemented yet (issue #6)",
-}
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors follow the exit-code contract."""
@@ -60,15 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="load and check a CT, print its geometry")
     c.add_argument("input")
 
-    b = sub.add_parser("batch", help="score many cases, resumable")
-    b.add_argument("inputs", nargs="*")
-    b.add_argument("--manifest")
-    b.add_argument("--out", required=True)
-    b.add_argument("--clinical")
-    b.add_argument("--workers", type=int, default=1)
-    b.add_argument("--scheduler")
-    b.add_argument("--num-parts", type=int)
-    b.add_argument("--part-id", type=int)
+    b = sub.add_parser("batch", help="score many cases, resumable (issue #6)")
+    b.add_argument("inputs", nargs="*", help="CT files, folders of them, DICOM study folders or globs")
+    b.add_argument("--manifest", help="CSV: case_id, path [, labels, lesions, label_format, pain, location, ...]")
+    b.add_argument("--out", required=True, help="output folder: one folder per case, cases.csv, levels.csv, run.json")
+    b.add_argument("--clinical", help="clinician CSV: case_id, level, pain, location")
+    b.add_argument("--workers", type=int, help="worker processes on this machine (default 1)")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    b.add_argument("--gpu", action="store_true", help="with --scheduler: each case needs the worker resource GPU=1")
+    b.add_argument("--retries", type=int, default=2, help="with --scheduler: retries of a task that fails")
+    b.add_argument("--num-parts", type=int, help="split the sorted cases into K parts (e.g. a SLURM array)")
+    b.add_argument("--part-id", type=int, help="which part to run, 0 to K-1")
+    b.add_argument("--overwrite", action="store_true", help="recompute cases that are already done")
+    b.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+    b.add_argument("--config", help="overlay on configs/sins.yaml")
+    b.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    b.add_argument("--model", help="model folder (default models/opensins_spine)")
 
     v = sub.add_parser("validate", help="agreement with manual SINS")
     v.add_argument("--auto", required=True, help="the tool's levels.csv, or a run folder with */levels.csv")
@@ -162,6 +165,98 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print("  no lesion level found")
     print(f"written to {out}")
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill` stopping the batch): unwinds like Ctrl-C, so cleanup runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _batch_reporter(quiet: bool):
+    """Progress of a batch on stderr: a bar with cases done, failures and ETA, or plain log lines."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def report(event) -> None:
+        rec = event.record
+        if quiet:
+            if rec is None:
+                print(f"sins batch: {event.total} cases, {event.reused} already done", file=sys.stderr, flush=True)
+            else:
+                what = "ok" if rec.status == "ok" else f"error: {rec.error}"
+                print(f"[{event.done}/{event.total}] {rec.case_id}: {what} ({rec.seconds:.1f} s)", file=sys.stderr,
+                      flush=True)  # fmt: skip
+            return
+        if rec is None:
+            state["bar"] = tqdm(total=event.total, initial=event.done, unit="case", desc="sins batch", file=sys.stderr)
+            state["bar"].set_postfix(failed=event.failed)
+            return
+        bar = state["bar"]
+        bar.set_postfix(failed=event.failed, refresh=False)
+        bar.update(1)
+        if event.done == event.total:
+            bar.close()
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return report, close
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    import signal
+
+    from .batch import BatchRequest, DaskCluster, InProcess, Processes, plan_batch, run_batch
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers must be at least 1")
+    if args.scheduler and args.workers is not None:
+        raise InputError("--workers is for this machine; with --scheduler the cluster's workers run the cases")
+    if (args.gpu or args.retries != 2) and not args.scheduler:
+        raise InputError("--gpu and --retries go with --scheduler")
+    if args.retries < 0:
+        raise InputError("--retries must be 0 or more")
+    workers = args.workers or 1
+    backend = DaskCluster(args.scheduler, args.retries, args.gpu) if args.scheduler else (
+        InProcess() if workers == 1 else Processes(workers))  # fmt: skip
+    req = BatchRequest(
+        out=Path(args.out),
+        inputs=tuple(args.inputs),
+        manifest=args.manifest,
+        clinical=args.clinical,
+        config=args.config,
+        device=args.device,
+        model=args.model,
+        overwrite=args.overwrite,
+        num_parts=args.num_parts,
+        part_id=args.part_id,
+        check_device=not args.scheduler,
+    )
+    plan = plan_batch(req)
+    report, close = _batch_reporter(args.quiet)
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
+        previous = None
+    try:
+        result = run_batch(plan, backend, report)
+    finally:
+        close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    counts = result.run_info["counts"]
+    print(
+        f"{counts['cases']} cases: {counts['ok']} ok ({counts['reused']} done by an earlier run), "
+        f"{counts['error']} failed; written to {result.out}"
+    )
+    for rec in result.failed:
+        print(f"  {rec.case_id}: {rec.error}")
+    return 4 if result.failed else 0
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -281,13 +376,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "calibrate":
             return _cmd_calibrate(args)
-        raise NotImplementedYet(_PENDING[args.command])
+        if args.command == "batch":
+            return _cmd_batch(args)
+        raise NotImplementedYet(f"command {args.command!r} is not implemented yet")
     except OpenSINSError as e:
         print(f"sins: error: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # e.g. an output folder that cannot be written
         print(f"sins: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
+    except _Terminated:
+        print("sins: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("sins: interrupted", file=sys.stderr)
         return 130

@@ -243,3 +243,47 @@ def clinical_notes(info: ClinicalInfo, lesion_levels: Sequence[str]) -> tuple[st
             direction = "caudally" if info.override.offset > 0 else "cranially"
             notes.append(f"clinical CSV shifts the level names {abs(info.override.offset)} {direction}")
     return tuple(notes)
+
+
+def case_clinical(
+    case_id: str,
+    where: str,
+    *,
+    pain: str | None = None,
+    location: str | None = None,
+    lowest_level: str | None = None,
+    level_offset: str | int | None = None,
+) -> ClinicalInfo | None:
+    """Case-wide clinician values given outside a clinician CSV (e.g. columns of a batch manifest),
+    validated like the CSV's; None when nothing is given. `where` names the source in messages."""
+    offset = None
+    if level_offset is not None and level_offset != "":
+        try:
+            offset = int(level_offset)
+        except ValueError:
+            raise InputError(f"{where}: level_offset {level_offset!r} is not an integer") from None
+    override = _override(lowest_level or None, offset, where)
+    pain_map = {None: _pain(pain, where)} if pain else {}
+    location_map = {None: _location(location, where)} if location else {}
+    if not pain_map and not location_map and override is None:
+        return None
+    return ClinicalInfo(case_id, pain_map, location_map, override)
+
+
+def merge_clinical(base: ClinicalInfo | None, extra: ClinicalInfo | None, where: str) -> ClinicalInfo | None:
+    """The clinician CSV's values for a case (`base`) with those given elsewhere (`extra`, at `where`);
+    a value both give must agree."""
+    if base is None or extra is None:
+        return base or extra
+    merged: list[dict[str | None, str]] = []
+    for what, ours, theirs in (("pain", base.pain, extra.pain), ("location", base.location, extra.location)):
+        for key, value in theirs.items():
+            if key in ours and ours[key] != value:
+                raise InputError(f"{where}: {what} {value!r} conflicts with {ours[key]!r} in the clinical CSV")
+        merged.append({**ours, **theirs})
+    override = base.override
+    if extra.override is not None:
+        if override is not None and override != extra.override:
+            raise InputError(f"{where}: level override conflicts with the one in the clinical CSV")
+        override = extra.override
+    return ClinicalInfo(base.case_id, merged[0], merged[1], override)

@@ -1,7 +1,7 @@
 """The `sins` command line: exit codes and messages (DESIGN.md §4), run in-process through `main`.
 
 Contract: 0 success; 2 bad input or usage, with exactly one line on stderr ("sins: error: ...") and
-no traceback; commands whose implementation has not landed say so plainly (exit 2).
+no traceback.
 One test runs the installed `sins` executable to check the contract at the process level.
 """
 
@@ -89,9 +89,9 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: lis
     expect_usage_error(capsys, *argv, match=match)
 
 
-# ---------------------------------------------------------------- commands not implemented yet
-def test_pending_commands_say_not_implemented(capsys: pytest.CaptureFixture[str]) -> None:
-    expect_usage_error(capsys, "batch", "--out", "D", "x", match="not implemented yet")
+# ---------------------------------------------------------------- batch (the rest in test_batch.py)
+def test_batch_needs_inputs_or_a_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    expect_usage_error(capsys, "batch", "--out", "D", match="give either inputs")
 
 
 def test_train_needs_an_output_folder(capsys: pytest.CaptureFixture[str]) -> None:
