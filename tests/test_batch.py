@@ -352,6 +352,21 @@ def test_unreachable_scheduler_is_one_line(capsys: pytest.CaptureFixture[str], d
     assert not (tmp_path / "o").exists()
 
 
+def test_scheduler_without_dask_is_one_line(
+    capsys: pytest.CaptureFixture[str], data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    code, _, err = run(capsys, "--manifest", data / "good.csv", "--out", tmp_path / "o", "--scheduler", "tcp://h:1")
+    assert code == 2 and err.count("\n") == 1 and 'pip install "opensins[distributed]"' in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_dask_and_torch_load_only_when_needed() -> None:
+    code = "import sys, pipeline.cli, pipeline.batch; print(sorted({'distributed', 'torch'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
 # ---------------------------------------------------------------- (d) sharding
 def test_parts_cover_every_case_once() -> None:
     tasks = [CaseTask(f"case{i:03d}", f"/x/{i}.nii.gz") for i in np.random.default_rng(0).permutation(50)]
@@ -433,8 +448,10 @@ def test_overwrite_recomputes(capsys: pytest.CaptureFixture[str], data: Path, re
         (["--manifest", "missing.csv", "--out", "o"], "manifest not found"),
     ],
 )
-def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], match: str) -> None:
-    os.chdir(tmp_path)
+def test_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], match: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("sins: error: "), err
     assert re.search(match, err), err
