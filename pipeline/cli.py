@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, help="worker processes on this machine (default 1)")
     b.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     b.add_argument("--gpu", action="store_true", help="with --scheduler: each case needs the worker resource GPU=1")
-    b.add_argument("--retries", type=int, default=2, help="with --scheduler: retries of a task that fails")
+    b.add_argument("--retries", type=int, help="with --scheduler: retries of a task that fails (default 2)")
     b.add_argument("--num-parts", type=int, help="split the sorted cases into K parts (e.g. a SLURM array)")
     b.add_argument("--part-id", type=int, help="which part to run, 0 to K-1")
     b.add_argument("--overwrite", action="store_true", help="recompute cases that are already done")
@@ -179,31 +179,28 @@ def _batch_reporter(quiet: bool):
     """Progress of a batch on stderr: a bar with cases done, failures and ETA, or plain log lines."""
     from tqdm import tqdm
 
-    state: dict = {}
+    bars: list = []
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     def report(event) -> None:
         rec = event.record
-        if quiet:
-            if rec is None:
-                print(f"sins batch: {event.total} cases, {event.reused} already done", file=sys.stderr, flush=True)
-            else:
-                what = "ok" if rec.status == "ok" else f"error: {rec.error}"
-                print(f"[{event.done}/{event.total}] {rec.case_id}: {what} ({rec.seconds:.1f} s)", file=sys.stderr,
-                      flush=True)  # fmt: skip
-            return
-        if rec is None:
-            state["bar"] = tqdm(total=event.total, initial=event.done, unit="case", desc="sins batch", file=sys.stderr)
-            state["bar"].set_postfix(failed=event.failed)
-            return
-        bar = state["bar"]
-        bar.set_postfix(failed=event.failed, refresh=False)
-        bar.update(1)
-        if event.done == event.total:
-            bar.close()
+        if quiet and rec is None:
+            log(f"sins batch: {event.total} cases, {event.reused} already done")
+        elif quiet:
+            what = "ok" if rec.status == "ok" else f"error: {rec.error}"
+            log(f"[{event.done}/{event.total}] {rec.case_id}: {what} ({rec.seconds:.1f} s)")
+        elif rec is None:
+            bars.append(tqdm(total=event.total, initial=event.done, unit="case", desc="sins batch", file=sys.stderr))
+            bars[0].set_postfix(failed=event.failed)
+        else:
+            bars[0].set_postfix(failed=event.failed, refresh=False)
+            bars[0].update(1)
 
     def close() -> None:
-        if "bar" in state:
-            state["bar"].close()
+        for bar in bars:
+            bar.close()
 
     return report, close
 
@@ -217,13 +214,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise InputError("--workers must be at least 1")
     if args.scheduler and args.workers is not None:
         raise InputError("--workers is for this machine; with --scheduler the cluster's workers run the cases")
-    if (args.gpu or args.retries != 2) and not args.scheduler:
+    if (args.gpu or args.retries is not None) and not args.scheduler:
         raise InputError("--gpu and --retries go with --scheduler")
-    if args.retries < 0:
+    if args.retries is not None and args.retries < 0:
         raise InputError("--retries must be 0 or more")
     workers = args.workers or 1
-    backend = DaskCluster(args.scheduler, args.retries, args.gpu) if args.scheduler else (
-        InProcess() if workers == 1 else Processes(workers))  # fmt: skip
+    if args.scheduler:
+        backend = DaskCluster(args.scheduler, 2 if args.retries is None else args.retries, args.gpu)
+    else:
+        backend = InProcess() if workers == 1 else Processes(workers)
     req = BatchRequest(
         out=Path(args.out),
         inputs=tuple(args.inputs),

@@ -79,11 +79,11 @@ def write_staged(out: Path, case_id: str, files: dict[str, bytes]) -> None:
     stage = staging_dir(out, case_id)
     shutil.rmtree(stage, ignore_errors=True)
     for name, data in files.items():
-        target = stage / name
-        if target.resolve().parent != stage.resolve() and stage.resolve() not in target.resolve().parents:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
             raise ValueError(f"file name {name!r} leaves the case folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stage / rel).write_bytes(data)
 
 
 def _remove(out: Path, case_id: str) -> None:

@@ -127,7 +127,12 @@ def _load(task: CaseTask, ctx: WorkerContext) -> _Loaded:
 
 
 def score_case(
-    task: CaseTask, ctx: WorkerContext, out_dir: Path, inputs: CaseInputs | None = None, *, raise_unexpected=False
+    task: CaseTask,
+    ctx: WorkerContext,
+    out_dir: Path,
+    inputs: CaseInputs | None = None,
+    *,
+    raise_unexpected: bool = False,
 ) -> CaseOutcome:
     """Analyse one case and write its files into `out_dir`. Every error becomes the outcome's one-line
     reason (the folder is then removed); with `raise_unexpected`, errors that are not the input's
