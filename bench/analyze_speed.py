@@ -35,7 +35,7 @@ SPACING = (0.7, 0.7, 1.0)
 def make_ct(path: Path, seed: int) -> dict:
     spec = random_spec(seed, fov="thoracolumbar", spacing=SPACING, n_lesion_levels=2)
     spec = dataclasses.replace(
-        spec, top="T7", bottom="L4", top_cut=1.0, bottom_cut=1.0, orientation="RAS",
+        spec, top="T3", bottom="L5", top_cut=1.0, bottom_cut=1.0, orientation="RAS",
         inplane_fov_mm=(SHAPE[0] * SPACING[0], SHAPE[1] * SPACING[1]),
     )  # fmt: skip
     ct = to_canonical(generate(spec).ct)
@@ -86,12 +86,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default=None)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--ct", help="where to keep the drawn CT (reused when it exists; drawing takes minutes)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ct = Path(tmp) / "ct_512x512x400.nii.gz"
-        t0 = time.perf_counter()
-        made = make_ct(ct, args.seed)
-        made["make_s"] = round(time.perf_counter() - t0, 1)
+        ct = Path(args.ct) if args.ct else Path(tmp) / "ct_512x512x400.nii.gz"
+        made_json = ct.with_name(ct.name + ".json")
+        if ct.exists() and made_json.exists():
+            made = json.loads(made_json.read_text())
+        else:
+            t0 = time.perf_counter()
+            made = make_ct(ct, args.seed)
+            made["make_s"] = round(time.perf_counter() - t0, 1)
+            made_json.write_text(json.dumps(made))
         print("CT", made, flush=True)
         runs = []
         for i in range(args.repeats):
