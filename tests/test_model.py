@@ -109,3 +109,62 @@ def test_recipe_config_is_valid() -> None:
     cfg = load_train_config(CONFIG_DIR / "train.yaml")
     assert cfg.patch == (64, 64, 64) and cfg.spacing_mm > 0
     assert DEFAULT_MODEL_DIR.name == cfg.name
+
+
+def test_real_training_targets_mark_the_unknown() -> None:
+    """ts_abdomen_3mm as a training target: body and posterior elements from its reference labels,
+    the canal and unlabelled bone ignored, air background."""
+    from pipeline.model.classes import IGNORE
+    from pipeline.model.real import draw_real
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+    if not (root / "tptbox_l3_crop").is_dir():
+        pytest.skip("real data absent (../shared/data/real)")
+    arrays = draw_real("tptbox_l3_crop", root, 1.5)
+    target, hu = arrays["target"], arrays["hu"]
+    assert set(np.unique(target).tolist()) == {0, 1, 2, IGNORE}
+    assert np.median(hu[target == 1]) > 100  # bone
+    assert (target[hu < -500] != IGNORE).all()  # air is known background
+
+
+def test_synthetic_lesion_goes_into_bone_only() -> None:
+    from pipeline.model.card import Intensity
+    from pipeline.model.real import insert_lesion
+
+    tgt = np.zeros((40, 40, 40), np.uint8)
+    tgt[10:30, 10:30, 10:30] = 1
+    img = np.zeros(tgt.shape, np.float32)
+    insert_lesion(img, tgt, np.random.default_rng(1), 1.5, Intensity())
+    lesion = tgt >= 8
+    assert lesion.any() and (lesion[:10] == 0).all() and (lesion[30:] == 0).all()
+    assert len(np.unique(tgt[lesion])) == 1
+
+
+def test_thick_slices_average_along_one_axis() -> None:
+    from pipeline.model.train import thick_slices
+
+    x = np.zeros((4, 4, 30), np.float32)
+    x[..., 15] = 1.0
+    y = thick_slices(x, 2, 3.0)
+    assert y.shape == x.shape
+    assert np.allclose(y.sum(axis=2), 1.0, atol=1e-5)  # intensity is kept, only spread
+    assert y[..., 15].max() < 0.5 and (y[:, :, :10] == 0).all()
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_cases"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.iterdir() if (p / "truth.json").exists()))
+def test_shipped_model_scores_the_sample_cases(name: str) -> None:
+    """The shipped network, end to end on CPU (no label maps): the truth's levels, lesion levels and
+    category on every bundled sample case."""
+    from pipeline.analyze import AnalyzeRequest, analyze_case
+
+    case_dir = SAMPLES / name
+    truth = json.loads((case_dir / "truth.json").read_text())
+    req = AnalyzeRequest(ct=case_dir / "ct.nii.gz", clinical_csv=case_dir / "clinical.csv", device="cpu")
+    case = analyze_case(req).case
+    assert [lv.level for lv in case.levels] == [lv["level"] for lv in truth["levels"]]
+    assert list(case.summary.lesion_levels) == truth["summary"]["lesion_levels"]
+    assert case.summary.category == truth["summary"]["category"]
+    assert case.software.model_sha256 == read_card(DEFAULT_MODEL_DIR).sha256

@@ -207,21 +207,28 @@ def masked_dice_ce(logits: torch.Tensor, target: torch.Tensor, dice: MaskedDiceL
 
 
 def thick_slices(x: np.ndarray, axis: int, step: float) -> np.ndarray:
-    """`x` as if acquired in slices `step` voxels thick and apart along `axis`, then interpolated back
-    (box average over the thickness, linear interpolation between slice centres)."""
+    """`x` as if acquired in slices `step` voxels thick and apart along `axis`, then interpolated back:
+    each slice is the exact mean over its extent, voxel centres are interpolated linearly between
+    slice centres (constant beyond the first and last)."""
     n = x.shape[axis]
-    avg = ndimage.uniform_filter1d(x, size=max(1, round(step)), axis=axis, mode="nearest")
-    centres = np.arange(step / 2, n, step)
+    x = np.moveaxis(x, axis, -1)
+    cum = np.concatenate([np.zeros((*x.shape[:-1], 1), x.dtype), np.cumsum(x, axis=-1)], axis=-1)
+
+    def integral(t: np.ndarray) -> np.ndarray:  # of x from 0 to t (voxel k covers [k, k + 1))
+        k = np.minimum(np.floor(t).astype(int), n - 1)
+        return cum[..., k] + (t - k) * x[..., k]
+
+    edges = np.minimum(np.arange(0.0, n + step, step), n)
+    edges = edges[np.concatenate([[True], np.diff(edges) > 1e-6])]
+    slices = (integral(edges[1:]) - integral(edges[:-1])) / np.diff(edges)
+    centres = (edges[1:] + edges[:-1]) / 2
     pos = np.clip(np.arange(n) + 0.5, centres[0], centres[-1])
     i0 = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, len(centres) - 1)
     i1 = np.minimum(i0 + 1, len(centres) - 1)
-    w = np.where(i1 > i0, (pos - centres[i0]) / step, 0.0)
-    idx = np.clip(np.round(centres).astype(int), 0, n - 1)
-    slices = np.take(avg, idx, axis=axis)
-    shape = [1, 1, 1]
-    shape[axis] = n
-    w = w.reshape(shape).astype(np.float32)
-    return np.take(slices, i0, axis=axis) * (1 - w) + np.take(slices, i1, axis=axis) * w
+    gap = np.where(i1 > i0, centres[i1] - centres[i0], 1.0)
+    w = np.where(i1 > i0, (pos - centres[i0]) / gap, 0.0).astype(np.float32)
+    out = slices[..., i0] * (1 - w) + slices[..., i1] * w
+    return np.moveaxis(out.astype(np.float32), -1, axis)
 
 
 def augment(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, a: AugmentSettings, voxel_mm: float = 0.0):
