@@ -22,9 +22,10 @@ import torch
 
 from pipeline import __version__
 from pipeline.analyze import analyze_labels
-from pipeline.anatomy import TOTALSEG_IDS, Anatomy
-from pipeline.clinical import ClinicalInfo
+from pipeline.anatomy import TOTALSEG_IDS, TOTALSEG_NAMES, Anatomy, level_index
+from pipeline.clinical import ClinicalInfo, LevelOverride
 from pipeline.config import load_sins_config
+from pipeline.errors import CaseError
 from pipeline.io import load_ct, load_label_map
 from pipeline.model.card import DEFAULT_MODEL_DIR, load_model
 from pipeline.model.infer import segment
@@ -116,18 +117,38 @@ def real_cases(model, cfg) -> dict:
     folder = REAL / "ts_dicom_thoracolumbar"
     ct = load_ct(folder / "dicom")
     can = to_canonical(ct)
+    ref = to_canonical(load_label_map(folder / "segmentation_totalseg.nii.gz", ct)).array
+    entry: dict = {}
     try:
         seg = segment(can, model)
         labels = labels_from_opensins(can.with_array(seg.anatomy), can.with_array(seg.lesions), cfg)
-        scored = analyze_labels(labels, cfg, "ts_dicom", InputInfo(ct.shape, ct.spacing, ct.orientation))
-        out["ts_dicom_thoracolumbar"] = {
-            "levels": [lv.level for lv in scored.case.levels],
-            "complete": {lv.level: lv.complete for lv in scored.case.levels},
-            "lesion_levels": list(scored.case.summary.lesion_levels),
-            "anchors": list(scored.case.anchors),
-        }
+        vertebra = np.isin(seg.anatomy, (Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS)) | (seg.lesions > 0)
+        entry["dice_all_vertebrae"] = dice(vertebra, np.isin(ref, list(TOTALSEG_IDS.values())))
+        info = InputInfo(ct.shape, ct.spacing, ct.orientation)
+        try:
+            scored = analyze_labels(labels, cfg, "ts_dicom", info)
+        except CaseError as e:  # no anchor in a 40 mm slab: name from the lowest level, as a user would
+            entry["automatic_naming"] = str(e)
+            lowest = max((TOTALSEG_NAMES[i] for i in np.unique(ref) if i in TOTALSEG_NAMES), key=level_index)
+            entry["override"] = f"--lowest-level {lowest}"
+            scored = analyze_labels(labels, cfg, "ts_dicom", info, override=LevelOverride(lowest_level=lowest))
+        entry.update(
+            levels=[lv.level for lv in scored.case.levels],
+            reference_levels=sorted(
+                (TOTALSEG_NAMES[i] for i in np.unique(ref) if i in TOTALSEG_NAMES), key=level_index
+            ),
+            complete={lv.level: lv.complete for lv in scored.case.levels},
+            lesion_levels=list(scored.case.summary.lesion_levels),
+            anchors=list(scored.case.anchors),
+            dice_per_level={
+                level: dice(scored.labels.instances == inst, ref == TOTALSEG_IDS[level])
+                for inst, level in scored.instance_levels.items()
+                if level in TOTALSEG_IDS
+            },
+        )
     except Exception as e:
-        out["ts_dicom_thoracolumbar"] = {"error": f"{type(e).__name__}: {e}"}
+        entry["error"] = f"{type(e).__name__}: {e}"
+    out["ts_dicom_thoracolumbar"] = entry
     return out
 
 
@@ -165,6 +186,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--out", default="bench/results/model_eval.json")
+    ap.add_argument("--write-card", action="store_true", help="store the figures as `metrics` in the model card")
     args = ap.parse_args()
     cfg = load_sins_config()
     model = load_model(args.model, torch.device("cpu"))
@@ -188,6 +210,14 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    if args.write_card:  # the card's sha256 covers the weights only, so the metrics can be added afterwards
+        card_path = Path(args.model) / "metadata.json"
+        meta = json.loads(card_path.read_text())
+        meta["metrics"] = json.loads(
+            json.dumps({"command": result["command"], "phantom_holdout": result["summary"], "real": result["real"]},
+                       default=str)
+        )  # fmt: skip
+        card_path.write_text(json.dumps(meta, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("summary", "real")}, indent=1, default=str))
 
 
