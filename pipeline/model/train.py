@@ -51,6 +51,10 @@ class DataSettings:
     real_cases: tuple[str, ...] = ()
     real_share: float = 0.0
     real_lesion_share: float = 0.0
+    # Short scans: with this chance a patch keeps only a slab this thick (mm) along the body axis,
+    # the rest padded as at inference (air, left out of the loss).
+    slab_share: float = 0.0
+    slab_mm: tuple[float, ...] = (20.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class AugmentSettings:
 class OptimiserSettings:
     lr: float
     weight_decay: float
+    max_grad_norm: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,14 @@ def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: Da
     tgt[dst] = sample.target[src]
     if sample.real and rng.random() < d.real_lesion_share:
         insert_lesion(img, tgt, rng, sample.spacing_mm, Intensity())
+    if rng.random() < d.slab_share:
+        n = p[2]
+        thick = min(n, max(2, round(rng.uniform(*d.slab_mm) / sample.spacing_mm)))
+        z0 = int(rng.integers(0, n - thick + 1))
+        outside = np.ones(n, bool)
+        outside[z0 : z0 + thick] = False
+        img[..., outside] = 0.0
+        tgt[..., outside] = IGNORE
     return img, tgt
 
 
@@ -202,7 +215,7 @@ def masked_dice_ce(logits: torch.Tensor, target: torch.Tensor, dice: MaskedDiceL
     """Dice + cross-entropy over the voxels whose class is known (target != IGNORE)."""
     known = target != IGNORE
     y = torch.where(known, target, torch.zeros_like(target))
-    ce = F.cross_entropy(logits, target[:, 0], ignore_index=IGNORE)
+    ce = F.cross_entropy(logits, target[:, 0], ignore_index=IGNORE) if known.any() else logits.sum() * 0.0
     return dice(logits, y, known.float()) + ce
 
 
@@ -238,7 +251,7 @@ def augment(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, a: Augme
     if voxel_mm > 0 and rng.random() < a.thick_slice_share:
         step = rng.uniform(*a.thick_slice_mm) / voxel_mm
         if step > 1.2:
-            x = thick_slices(x, int(rng.choice(3, p=[0.15, 0.15, 0.7])), step)
+            x = np.clip(thick_slices(x, int(rng.choice(3, p=[0.15, 0.15, 0.7])), step), 0, 1)  # cumsum rounding
     x = x ** rng.uniform(*a.gamma)
     x = x * rng.uniform(*a.scale) + rng.uniform(*a.shift)
     sigma = rng.uniform(*a.blur_sigma_vox)
@@ -326,11 +339,16 @@ def train(
             logits = net(x)
         loss = masked_dice_ce(logits.float(), y, dice_fn)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if torch.isfinite(loss):
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optimiser.max_grad_norm)
+            opt.step()
+        else:  # never let one bad batch poison the weights (and the checkpoint)
+            log(f"iteration {state.iteration + 1}: non-finite loss, step skipped")
         sched.step()
         state.iteration += 1
-        state.losses.append(float(loss.detach()))
+        if torch.isfinite(loss):
+            state.losses.append(float(loss.detach()))
         state.seconds = time.perf_counter() - t_start
         if state.iteration % 10 == 0:
             log(f"iteration {state.iteration}/{total} loss {np.mean(state.losses[-10:]):.4f} ({state.seconds:.0f} s)")
