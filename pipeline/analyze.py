@@ -25,7 +25,16 @@ from .errors import InputError
 from .io import load_ct, load_label_map, save_volume
 from .schema import CaseResult, InputInfo, LevelResult, Software, summarise, write_case_json, write_levels_csv
 from .scoring import near_threshold_flags, score_level
-from .spine.labels import LABEL_FORMATS, SpineLabels, labels_from_ids, labels_from_opensins
+from .spine.labels import (
+    LABEL_FORMATS,
+    SpineLabels,
+    check_anatomy_ids,
+    crop_volume,
+    embed_labels,
+    labels_from_ids,
+    labels_from_opensins,
+    spine_box,
+)
 from .spine.measure import SpineMeasurement, measure_spine
 from .spine.naming import Naming, name_levels, separate_c1_ring
 from .spine.vertebrae import extract_vertebrae
@@ -222,11 +231,21 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
         fmt, source = req.label_format, Path(str(req.labels)).name
     t1 = time.perf_counter()
     if fmt == "opensins":
-        labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=can)
+        check_anatomy_ids(label_vol)  # on the whole map, before the crop
+    box = spine_box(label_vol.array, fmt, can.spacing, cfg.instances.crop_margin_mm)
+    if box is not None:  # the analysis runs on the spine's box, then goes back onto the whole grid
+        ref = crop_volume(can, box)
+        label_vol = crop_volume(label_vol, box)
+        lesion_vol = crop_volume(lesion_vol, box) if lesion_vol is not None else None
     else:
-        labels = labels_from_ids(label_vol, fmt, lesion_vol, cfg, reference=can)
+        ref = can
+    if fmt == "opensins":
+        labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=ref)
+    else:
+        labels = labels_from_ids(label_vol, fmt, lesion_vol, cfg, reference=ref)
     info = InputInfo(shape=ct.shape, spacing_mm=ct.spacing, orientation=ct.orientation, source=ct.source)
     scored = analyze_labels(labels, cfg, case_id, info, clinical, req.override)
+    labels = scored.labels if box is None else embed_labels(scored.labels, box, can.shape, can.affine)
     case = scored.case
     timings["measure"] = time.perf_counter() - t1
     extra = dict(case.extra)
@@ -236,7 +255,7 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
         software = Software(case.software.version, model_card.name, model_card.sha256, case.software.config_sha256)
         case = CaseResult(**{**case.__dict__, "software": software})
     case = CaseResult(**{**case.__dict__, "extra": extra, "notes": (*pre_notes, *ct.notes, *case.notes)})
-    return Analysis(case, ct, scored.labels, scored.instance_levels, scored.measured)
+    return Analysis(case, ct, labels, scored.instance_levels, scored.measured)
 
 
 def segmentation_map(analysis: Analysis) -> np.ndarray:

@@ -73,6 +73,7 @@ class InstanceSettings:
     split_min_share: float
     split_max_angle_deg: float
     lesion_attach_mm: float
+    crop_margin_mm: float
     rib_contact_mm: float
     min_contact_ml: float
 

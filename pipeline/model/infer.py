@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cc3d
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
+from scipy import ndimage
 
 from ..errors import CaseError
 from ..volume import Volume
@@ -22,6 +24,8 @@ from .classes import SPINE_CHANNELS, from_prediction
 
 #: Margin (mm) around the localised spine before the fine pass.
 CROP_MARGIN_MM = 20.0
+#: Pieces of the coarse spine mask centred within this margin of the column's axial footprint belong to it.
+COLUMN_MARGIN_MM = 15.0
 #: Output slabs (voxels along the last axis) upsampled at a time: bounds memory on long scans.
 SLAB = 48
 OVERLAP = 0.25
@@ -54,14 +58,37 @@ def grid_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: float
     return tuple(max(8, round(n * s / target)) for n, s in zip(shape, spacing, strict=True))  # type: ignore[return-value]
 
 
-def _predict(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+def column_mask(spine: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """The spinal column in a coarse spine mask: its largest connected piece, and the pieces that are
+    either big (a column broken at a disc) or lie within the column's axial footprint (C1, a piece cut
+    by the scan); small pieces off to the side (a femoral head or rib the network mistook) are dropped."""
+    comp = cc3d.connected_components(spine, connectivity=26)
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    if sizes.max() == 0:
+        return spine
+    largest = int(np.argmax(sizes))
+    margin = int(np.ceil(COLUMN_MARGIN_MM / spacing_mm))
+    lo = [int(i.min()) - margin for i in np.nonzero(comp == largest)[:2]]
+    hi = [int(i.max()) + margin for i in np.nonzero(comp == largest)[:2]]
+    keep = np.zeros(sizes.size, bool)
+    for label, box in enumerate(ndimage.find_objects(comp), start=1):
+        if box is None:
+            continue
+        centre = [(b.start + b.stop - 1) / 2 for b in box[:2]]
+        inside = all(a <= c <= z for a, c, z in zip(lo, centre, hi, strict=True))
+        keep[label] = label == largest or sizes[label] >= 0.2 * sizes[largest] or inside
+    return keep[comp]
+
+
+def _predict(model: LoadedModel, x: torch.Tensor, overlap: float = OVERLAP) -> torch.Tensor:
     """Softmax probabilities (C, X, Y, Z) of an image (1, X, Y, Z) on the model's device."""
     device = model.device
     patch = model.card.patch
     on_gpu = device.type == "cuda"  # mixed precision on CUDA; fp32 (deterministic) on the CPU
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=on_gpu):
         logits = sliding_window_inference(
-            x[None].to(device), roi_size=patch, sw_batch_size=2, predictor=model.net, overlap=OVERLAP, mode="gaussian"
+            x[None].to(device), roi_size=patch, sw_batch_size=2, predictor=model.net, overlap=overlap, mode="gaussian"
         )
     return torch.softmax(logits[0].float(), dim=0).cpu()
 
@@ -74,8 +101,8 @@ def segment(ct: Volume, model: LoadedModel) -> Segmentation:
     spacing = ct.spacing
     image = torch.from_numpy(normalise(ct.array, card.intensity))[None]
     coarse_shape = grid_shape(ct.shape, spacing, card.coarse_spacing_mm)
-    coarse = _predict(model, zoom_to(image, coarse_shape)).argmax(0).numpy()
-    spine = np.isin(coarse, SPINE_CHANNELS)
+    coarse = _predict(model, zoom_to(image, coarse_shape), overlap=0.0).argmax(0).numpy()  # finding, not outlining
+    spine = column_mask(np.isin(coarse, SPINE_CHANNELS), card.coarse_spacing_mm)
     timings["localise"] = time.perf_counter() - t0
     if spine.sum() * card.coarse_spacing_mm**3 / 1000.0 < 1.0:
         raise CaseError("no spine found in the image (the network marks less than 1 mL of vertebrae)")

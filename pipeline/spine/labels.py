@@ -18,14 +18,14 @@ bone, a lesion growing out of the cortex) joins the nearest bone voxel within
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cc3d
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from ..anatomy import TOTALSEG_NAMES, TOTALSEG_SACRUM, VERSE_NAMES, Anatomy, Lesion
+from ..anatomy import TOTALSEG_IDS, TOTALSEG_NAMES, TOTALSEG_SACRUM, VERSE_IDS, VERSE_NAMES, Anatomy, Lesion
 from ..config import SinsConfig
 from ..errors import CaseError, InputError
 from ..volume import Volume
@@ -195,10 +195,14 @@ def _near_canal(
     not. A map without a canal label keeps them all."""
     if not keep.size or not canal.any():
         return keep, 0
-    margin = int(np.ceil(max_mm / min(spacing))) + 1
-    box = bounding_box(canal, margin)
-    dist = ndimage.distance_transform_edt(~canal[box], sampling=spacing)
-    near = np.unique(comp[box][(dist <= max_mm) & (comp[box] > 0)])
+    # on a grid of about 2 mm: the limit is coarse and a body (>= min_body_ml) spans many such voxels
+    step = max(1, int(2.0 // min(spacing)))
+    sub = (slice(None, None, step),) * 3
+    coarse = tuple(s * step for s in spacing)
+    margin = int(np.ceil(max_mm / min(coarse))) + 1
+    box = bounding_box(canal[sub], margin)
+    dist = ndimage.distance_transform_edt(~canal[sub][box], sampling=coarse)
+    near = np.unique(comp[sub][box][(dist <= max_mm) & (comp[sub][box] > 0)])
     kept = keep[np.isin(keep, near)]
     return kept, int(keep.size - kept.size)
 
@@ -246,18 +250,71 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
         if keep.size:
             k_index = np.nonzero(markers)[2]
             top_body = float(np.max(ndimage.mean(k_index, markers[markers > 0], np.arange(1, keep.size + 1))))
-        for label, size in enumerate(np.bincount(pieces.ravel())):
-            if label == 0 or size == 0:
+        sizes = np.bincount(pieces.ravel())
+        k_sum = np.zeros(sizes.size)
+        for k in range(pieces.shape[2]):  # sum of the k index per piece, a slice at a time
+            k_sum += k * np.bincount(pieces[..., k].ravel(), minlength=sizes.size)
+        for label in np.nonzero(sizes * voxel_ml >= ic.min_fragment_ml)[0]:
+            if label == 0:
                 continue
-            piece = pieces == label
-            ml = size * voxel_ml
-            kz = np.nonzero(piece)[2]
-            if ml >= ic.min_ring_ml and (top_body is None or float(kz.mean()) > top_body):
+            ml = sizes[label] * voxel_ml
+            if ml >= ic.min_ring_ml and (top_body is None or k_sum[label] / sizes[label] > top_body):
                 n_new += 1
-                instances[piece] = n_new
-            elif ml >= ic.min_fragment_ml:
+                instances[pieces == label] = n_new
+            else:
                 notes.append(f"a posterior-element fragment of {ml:.2f} mL touches no vertebral body; left out")
     return instances, tuple(notes)
+
+
+def check_anatomy_ids(anatomy: Volume) -> None:
+    """An OpenSINS anatomy map holds only `Anatomy` ids (InputError otherwise)."""
+    bad = np.setdiff1d(np.unique(anatomy.array), [int(v) for v in Anatomy])
+    if bad.size:
+        raise InputError(
+            f"anatomy map {anatomy.source}: unknown label ids {bad[:5].tolist()}; an OpenSINS map has 0-7 "
+            "(use --label-format verse or totalseg for those tools' vertebra ids)"
+        )
+
+
+def spine_box(labels: np.ndarray, fmt: str, spacing, margin_mm: float) -> tuple[slice, ...] | None:
+    """Index box of the spine in a label map (vertebrae, canal, discs, sacrum; not ribs or pelvis),
+    grown by `margin_mm`: the analysis runs on this box, so its cost follows the spine, not the scan."""
+    if fmt == "opensins":
+        ids = [Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS, Anatomy.DISC, Anatomy.SPINAL_CANAL, Anatomy.SACRUM]
+    elif fmt == "verse":
+        ids = list(VERSE_IDS.values())
+    else:
+        ids = [*TOTALSEG_IDS.values(), TOTALSEG_SACRUM]
+    spine = np.isin(labels, ids)
+    if not spine.any():
+        return None
+    margin = np.ceil(margin_mm / np.asarray(spacing, float)).astype(int)
+    idx = [np.nonzero(spine.any(axis=tuple(j for j in range(3) if j != i)))[0] for i in range(3)]
+    return tuple(
+        slice(max(int(i[0]) - m, 0), min(int(i[-1]) + m + 1, n))
+        for i, m, n in zip(idx, margin, labels.shape, strict=True)
+    )
+
+
+def crop_volume(volume: Volume, box: tuple[slice, ...]) -> Volume:
+    """The part of a volume inside an index box, with its own affine."""
+    return replace(volume, array=np.ascontiguousarray(volume.array[box]), affine=box_affine(volume.affine, box))
+
+
+def embed_labels(
+    labels: SpineLabels, box: tuple[slice, ...], shape: tuple[int, ...], affine: np.ndarray
+) -> SpineLabels:
+    """Labels found on a box put back onto the full grid (`shape`, `affine`)."""
+
+    def full(a: np.ndarray) -> np.ndarray:
+        out = np.zeros(shape, a.dtype)
+        out[box] = a
+        return out
+
+    return replace(
+        labels, anatomy=full(labels.anatomy), instances=full(labels.instances), lesions=full(labels.lesions),
+        affine=affine,
+    )  # fmt: skip
 
 
 def labels_from_opensins(
@@ -267,12 +324,7 @@ def labels_from_opensins(
     reference = reference or anatomy
     _check_grid(anatomy, reference, "anatomy map")
     arr = np.asarray(anatomy.array)
-    bad = np.setdiff1d(np.unique(arr), [int(v) for v in Anatomy])
-    if bad.size:
-        raise InputError(
-            f"anatomy map {anatomy.source}: unknown label ids {bad[:5].tolist()}; an OpenSINS map has 0-7 "
-            "(use --label-format verse or totalseg for those tools' vertebra ids)"
-        )
+    check_anatomy_ids(anatomy)
     les = _lesion_array(lesions, reference)
     spacing = reference.spacing
     arr, lost = attach_lesions(arr.astype(np.uint8), les, spacing, cfg.instances.lesion_attach_mm)
