@@ -35,6 +35,7 @@ class CollapseThresholds:
 @dataclass(frozen=True)
 class LesionThresholds:
     min_volume_ml: float
+    network_min_thickness_vox: int
     mixed_minor_fraction: float
 
 

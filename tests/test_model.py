@@ -168,3 +168,16 @@ def test_shipped_model_scores_the_sample_cases(name: str) -> None:
     assert list(case.summary.lesion_levels) == truth["summary"]["lesion_levels"]
     assert case.summary.category == truth["summary"]["category"]
     assert case.software.model_sha256 == read_card(DEFAULT_MODEL_DIR).sha256
+
+
+def test_thin_network_lesions_are_dropped() -> None:
+    from pipeline.model.infer import drop_thin_lesions
+
+    lesions = np.zeros((40, 40, 40), np.uint8)
+    lesions[5:15, 5:15, 5:7] = 2  # two slices thick: partial-volume endplate on thick slices
+    lesions[20:30, 20:30, 20:30] = 1  # a lesion
+    lesions[32:36, 5:8, 5:8] = 1  # small but three voxels thick every way
+    out, dropped = drop_thin_lesions(lesions, 3)
+    assert dropped == 1
+    assert not out[5:15, 5:15, 5:7].any()
+    assert (out[20:30, 20:30, 20:30] == 1).all() and (out[32:36, 5:8, 5:8] == 1).all()

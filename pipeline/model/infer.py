@@ -93,8 +93,30 @@ def _predict(model: LoadedModel, x: torch.Tensor, overlap: float = OVERLAP) -> t
     return torch.softmax(logits[0].float(), dim=0).cpu()
 
 
-def segment(ct: Volume, model: LoadedModel) -> Segmentation:
-    """Anatomy and lesion maps of a canonical CT."""
+def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray, int]:
+    """Lesion pieces at least `min_voxels` thick in every direction (the largest ball inside them);
+    thinner ones are partial-volume cortex or endplate on thick slices, not a lesion. Returns the
+    map and how many pieces were dropped."""
+    if min_voxels <= 1 or not lesions.any():
+        return lesions, 0
+    comp = cc3d.connected_components(lesions > 0, connectivity=26)
+    out = lesions.copy()
+    dropped = 0
+    for label, box in enumerate(ndimage.find_objects(comp), start=1):
+        if box is None:
+            continue
+        grown = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        piece = comp[grown] == label
+        inner = ndimage.distance_transform_edt(np.pad(piece, 1))  # voxels to the nearest outside voxel
+        if inner.max() < (min_voxels + 1) / 2:
+            out[grown][piece] = 0
+            dropped += 1
+    return out, dropped
+
+
+def segment(ct: Volume, model: LoadedModel, min_lesion_voxels: int = 0) -> Segmentation:
+    """Anatomy and lesion maps of a canonical CT; lesion pieces thinner than `min_lesion_voxels`
+    voxels (configs/sins.yaml `lesion.network_min_thickness_vox`) are dropped."""
     card = model.card
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -135,4 +157,5 @@ def segment(ct: Volume, model: LoadedModel) -> Segmentation:
     full = np.zeros(ct.shape, np.uint8)
     full[crop] = labels
     anatomy, lesions = from_prediction(full)
+    lesions, _ = drop_thin_lesions(lesions, min_lesion_voxels)
     return Segmentation(anatomy, lesions, crop, timings)  # type: ignore[arg-type]
