@@ -37,7 +37,7 @@ from .spine.labels import (
 )
 from .spine.measure import SpineMeasurement, measure_spine
 from .spine.naming import Naming, name_levels, separate_c1_ring
-from .spine.vertebrae import extract_vertebrae
+from .spine.vertebrae import drop_below_sacrum, extract_vertebrae
 from .volume import Volume, from_canonical, to_canonical
 
 if TYPE_CHECKING:
@@ -157,6 +157,7 @@ def analyze_labels(
     """Vertebrae, names, measurements and scores from label maps already on the canonical grid."""
     clinical = clinical or ClinicalInfo(case_id)
     verts = extract_vertebrae(labels, cfg)
+    labels, verts = drop_below_sacrum(labels, verts, cfg)
     naming = name_levels(verts, cfg, override or clinical.override)
     ring = separate_c1_ring(labels, verts, naming, cfg)
     if ring is not None:

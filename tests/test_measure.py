@@ -287,3 +287,22 @@ def test_a_body_far_from_the_canal_is_not_a_vertebra():
     anatomy[anatomy == Anatomy.SPINAL_CANAL] = 0
     instances, _ = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG)
     assert len(np.unique(instances[instances > 0])) == 2
+
+
+def test_body_pieces_below_s1_are_not_vertebrae():
+    case = generate(PhantomSpec(seed=3, top="L3", bottom="S1", spacing=(2.0, 2.0, 2.0)))
+    anatomy = to_canonical(case.anatomy)
+    arr = anatomy.array.copy()
+    sac = np.argwhere(arr == Anatomy.SACRUM)
+    body_k = np.argwhere(arr == Anatomy.VERTEBRAL_BODY)[:, 2].min()
+    low = sac[sac[:, 2] < body_k - 6]  # sacrum well below the S1 body
+    canal = np.argwhere(arr == Anatomy.SPINAL_CANAL).mean(axis=0)
+    i, j, k = low[np.argmin(np.linalg.norm((low - canal)[:, :2], axis=1) + 0.1 * (body_k - low[:, 2]))]
+    arr[i - 3 : i + 3, j - 3 : j + 3, k - 3 : k + 3] = Anatomy.VERTEBRAL_BODY  # a body the network made up
+    # the phantom's canal ends at S1: let the piece pass the canal-distance rule, as one in a
+    # network's sacral canal does
+    cfg = dataclasses.replace(CFG, instances=dataclasses.replace(CFG.instances, max_body_canal_mm=500.0))
+    labels = labels_from_opensins(anatomy.with_array(arr), to_canonical(case.lesions), cfg)
+    scored = analyze_labels(labels, cfg, "x", case.truth.input)
+    assert [lv.level for lv in scored.case.levels] == [lv.level for lv in case.truth.levels]
+    assert any("below S1" in n for n in scored.case.notes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cc3d
 import numpy as np
@@ -178,3 +178,21 @@ def order_cranial_to_caudal(verts: list[VertebraMasks]) -> list[VertebraMasks]:
     if axis[2] < 0:
         axis = -axis
     return [verts[i] for i in np.argsort(-(centred @ axis))]
+
+
+def drop_below_sacrum(
+    labels: SpineLabels, verts: list[VertebraMasks], cfg: SinsConfig
+) -> tuple[SpineLabels, list[VertebraMasks]]:
+    """No vertebra lies below S1 (the body resting most on the sacrum): body pieces caudal to it are
+    sacral segments or pelvis a network mistook for bodies, and are left out (with a note). Label maps
+    that name their vertebrae are left as they are."""
+    min_ml = cfg.instances.min_contact_ml
+    if labels.names or not verts or max(v.sacrum_ml for v in verts) < min_ml:
+        return labels, verts
+    s1 = max(range(len(verts)), key=lambda i: verts[i].sacrum_ml)
+    below = verts[s1 + 1 :]
+    if not below or any(v.rib_ml >= min_ml for v in below):
+        return labels, verts
+    instances = np.where(np.isin(labels.instances, [v.id for v in below]), 0, labels.instances)
+    note = f"{len(below)} body piece(s) below S1 (the body resting on the sacrum) are not vertebrae; left out"
+    return replace(labels, instances=instances, notes=(*labels.notes, note)), verts[: s1 + 1]
