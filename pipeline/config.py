@@ -67,8 +67,10 @@ class NearThreshold:
 @dataclass(frozen=True)
 class InstanceSettings:
     min_body_ml: float
+    min_body_share: float
     max_body_canal_mm: float
     min_fragment_ml: float
+    posterior_gap_mm: float
     min_ring_ml: float
     split_erosion_mm: tuple[float, ...]
     split_min_share: float

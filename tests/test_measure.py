@@ -298,7 +298,7 @@ def test_body_pieces_below_s1_are_not_vertebrae():
     low = sac[sac[:, 2] < body_k - 6]  # sacrum well below the S1 body
     canal = np.argwhere(arr == Anatomy.SPINAL_CANAL).mean(axis=0)
     i, j, k = low[np.argmin(np.linalg.norm((low - canal)[:, :2], axis=1) + 0.1 * (body_k - low[:, 2]))]
-    arr[i - 3 : i + 3, j - 3 : j + 3, k - 3 : k + 3] = Anatomy.VERTEBRAL_BODY  # a body the network made up
+    arr[i - 5 : i + 5, j - 5 : j + 5, k - 4 : k + 4] = Anatomy.VERTEBRAL_BODY  # a body the network made up (6 mL)
     # the phantom's canal ends at S1: let the piece pass the canal-distance rule, as one in a
     # network's sacral canal does
     cfg = dataclasses.replace(CFG, instances=dataclasses.replace(CFG.instances, max_body_canal_mm=500.0))
@@ -306,3 +306,16 @@ def test_body_pieces_below_s1_are_not_vertebrae():
     scored = analyze_labels(labels, cfg, "x", case.truth.input)
     assert [lv.level for lv in scored.case.levels] == [lv.level for lv in case.truth.levels]
     assert any("below S1" in n for n in scored.case.notes)
+
+
+def test_a_small_body_piece_inside_the_image_is_a_fragment():
+    anatomy = np.zeros((40, 40, 90), np.uint8)
+    for k0 in (8, 32, 56):  # three vertebral bodies, the canal behind them
+        anatomy[10:30, 5:25, k0 : k0 + 18] = Anatomy.VERTEBRAL_BODY
+    anatomy[15:25, 26:34, 5:85] = Anatomy.SPINAL_CANAL
+    anatomy[18:21, 5:8, 28:30] = Anatomy.VERTEBRAL_BODY  # 18 voxels in the disc space: a fragment
+    anatomy[18:21, 5:8, 0:2] = Anatomy.VERTEBRAL_BODY  # as small, but cut by the image border: kept
+    instances, notes = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG)
+    assert instances[19, 6, 29] == 0 and instances[19, 6, 0] > 0
+    assert len(np.unique(instances[instances > 0])) == 4
+    assert any("of the median body" in n for n in notes)

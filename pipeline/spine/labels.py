@@ -188,6 +188,21 @@ def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple
     return out, n_split
 
 
+def _drop_small_bodies(comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, share: float) -> tuple[np.ndarray, int]:
+    """Body components (ids `keep`) at least `share` of the median body (of those at least a quarter
+    of the largest), or cut by the image border (a vertebra partly in view); and how many were not."""
+    if keep.size < 3 or share <= 0:
+        return keep, 0
+    border = set()
+    for axis in range(3):
+        for index in (0, comp.shape[axis] - 1):
+            border.update(np.unique(np.take(comp, index, axis=axis)).tolist())
+    big = sizes[keep][sizes[keep] >= 0.25 * sizes[keep].max()]  # the bodies proper, not the fragments
+    limit = share * float(np.median(big))
+    kept = np.array([c for c in keep if sizes[c] >= limit or int(c) in border], dtype=keep.dtype)
+    return kept, int(keep.size - kept.size)
+
+
 def _near_canal(
     comp: np.ndarray, keep: np.ndarray, canal: np.ndarray, spacing, max_mm: float
 ) -> tuple[np.ndarray, int]:
@@ -227,6 +242,12 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
             f"{far} vertebral-body component(s) farther than {ic.max_body_canal_mm} mm from the spinal canal "
             "ignored (not part of the column)"
         )
+    keep, small = _drop_small_bodies(comp, keep, sizes, ic.min_body_share)
+    if small:
+        notes.append(
+            f"{small} vertebral-body piece(s) under {ic.min_body_share:.0%} of the median body, inside the image, "
+            "ignored (fragments, not vertebrae)"
+        )
     lut = np.zeros(sizes.size, np.int32)
     lut[keep] = np.arange(1, keep.size + 1)
     markers = lut[comp]
@@ -254,6 +275,7 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
         k_sum = np.zeros(sizes.size)
         for k in range(pieces.shape[2]):  # sum of the k index per piece, a slice at a time
             k_sum += k * np.bincount(pieces[..., k].ravel(), minlength=sizes.size)
+        orphans = []
         for label in np.nonzero(sizes * voxel_ml >= ic.min_fragment_ml)[0]:
             if label == 0:
                 continue
@@ -262,8 +284,35 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
                 n_new += 1
                 instances[pieces == label] = n_new
             else:
+                orphans.append(int(label))
+        joined = _join_across_gaps(instances, pieces, orphans, spacing, ic.posterior_gap_mm)
+        for label in orphans:
+            ml = sizes[label] * voxel_ml
+            if label in joined:
+                notes.append(f"a posterior-element fragment of {ml:.2f} mL joined the nearest vertebra across a gap")
+            else:
                 notes.append(f"a posterior-element fragment of {ml:.2f} mL touches no vertebral body; left out")
     return instances, tuple(notes)
+
+
+def _join_across_gaps(instances: np.ndarray, pieces: np.ndarray, labels: list[int], spacing, gap_mm: float) -> set[int]:
+    """Give each piece of `labels` within `gap_mm` of a vertebra the instance of the nearest vertebra
+    voxel, voxel by voxel (in place; a posterior arch a network cut off at the pedicles). Returns the
+    pieces joined."""
+    if not labels or gap_mm <= 0:
+        return set()
+    mask = np.isin(pieces, labels)
+    box = bounding_box(mask, int(np.ceil(gap_mm / min(spacing))) + 1)
+    assert box is not None
+    sub = instances[box]  # a view: assigning into it fills `instances`
+    if not sub.any():
+        return set()
+    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing, return_indices=True)
+    near = ndimage.minimum(dist, pieces[box], labels)
+    joined = {lab for lab, d in zip(labels, np.atleast_1d(near), strict=True) if d <= gap_mm}
+    take = np.isin(pieces[box], list(joined))
+    sub[take] = sub[tuple(i[take] for i in idx)]
+    return joined
 
 
 def check_anatomy_ids(anatomy: Volume) -> None:
