@@ -285,7 +285,8 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
                 instances[pieces == label] = n_new
             else:
                 orphans.append(int(label))
-        joined = _join_across_gaps(instances, pieces, orphans, spacing, ic.posterior_gap_mm)
+        posterior_pieces = np.where(anatomy == Anatomy.POSTERIOR_ELEMENTS, pieces, 0)  # not dropped body bits
+        joined = _join_across_gaps(instances, posterior_pieces, orphans, spacing, ic.posterior_gap_mm)
         for label in orphans:
             ml = sizes[label] * voxel_ml
             if label in joined:
@@ -303,9 +304,11 @@ def _join_across_gaps(instances: np.ndarray, pieces: np.ndarray, labels: list[in
         return set()
     mask = np.isin(pieces, labels)
     box = bounding_box(mask, int(np.ceil(gap_mm / min(spacing))) + 1)
-    assert box is not None
+    if box is None or not instances[box].any():
+        return set()
     sub = instances[box]  # a view: assigning into it fills `instances`
-    if not sub.any():
+    labels = [lab for lab in labels if lab in set(np.unique(pieces[box]).tolist())]
+    if not labels:
         return set()
     dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing, return_indices=True)
     near = ndimage.minimum(dist, pieces[box], labels)
