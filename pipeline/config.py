@@ -36,6 +36,7 @@ class CollapseThresholds:
 class LesionThresholds:
     min_volume_ml: float
     network_min_thickness_vox: int
+    network_thick_slice_ratio: float
     mixed_minor_fraction: float
 
 

@@ -162,7 +162,7 @@ def test_shipped_model_scores_the_sample_cases(name: str) -> None:
 
     case_dir = SAMPLES / name
     truth = json.loads((case_dir / "truth.json").read_text())
-    req = AnalyzeRequest(ct=case_dir / "ct.nii.gz", clinical_csv=case_dir / "clinical.csv", device="cpu")
+    req = AnalyzeRequest(ct=case_dir / "ct.nii.gz", case_id=name, clinical_csv=case_dir / "clinical.csv", device="cpu")
     case = analyze_case(req).case
     assert [lv.level for lv in case.levels] == [lv["level"] for lv in truth["levels"]]
     assert list(case.summary.lesion_levels) == truth["summary"]["lesion_levels"]

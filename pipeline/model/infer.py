@@ -114,9 +114,10 @@ def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray,
     return out, dropped
 
 
-def segment(ct: Volume, model: LoadedModel, min_lesion_voxels: int = 0) -> Segmentation:
-    """Anatomy and lesion maps of a canonical CT; lesion pieces thinner than `min_lesion_voxels`
-    voxels (configs/sins.yaml `lesion.network_min_thickness_vox`) are dropped."""
+def segment(ct: Volume, model: LoadedModel, min_lesion_voxels: int = 0, thick_slice_ratio: float = 1.5) -> Segmentation:
+    """Anatomy and lesion maps of a canonical CT. On thick-slice scans (largest over smallest voxel
+    side at least `thick_slice_ratio`), lesion pieces thinner than `min_lesion_voxels` voxels are
+    dropped (configs/sins.yaml `lesion.network_min_thickness_vox`, `lesion.network_thick_slice_ratio`)."""
     card = model.card
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -157,5 +158,6 @@ def segment(ct: Volume, model: LoadedModel, min_lesion_voxels: int = 0) -> Segme
     full = np.zeros(ct.shape, np.uint8)
     full[crop] = labels
     anatomy, lesions = from_prediction(full)
-    lesions, _ = drop_thin_lesions(lesions, min_lesion_voxels)
+    if max(ct.spacing) >= thick_slice_ratio * min(ct.spacing):
+        lesions, _ = drop_thin_lesions(lesions, min_lesion_voxels)
     return Segmentation(anatomy, lesions, crop, timings)  # type: ignore[arg-type]
