@@ -206,8 +206,14 @@ def test_six_lumbar_vertebrae_make_l6():
 
 
 def test_thirteen_rib_bearing_vertebrae_make_t13():
-    naming = name_levels(_fake(15, ribs=tuple(range(1, 14))), CFG)
-    assert naming.levels[0] == "C7" and naming.levels[13] == "T13" and naming.levels[14] == "L1"
+    naming = name_levels(_fake(16, ribs=tuple(range(2, 15))), CFG)  # C6, C7 above the first rib
+    assert naming.levels[0] == "C6" and naming.levels[14] == "T13" and naming.levels[15] == "L1"
+
+
+def test_first_rib_needs_two_rib_free_vertebrae_above():
+    """A short scan of two thoracic vertebrae whose upper ribs lie outside it is not named C7/T1."""
+    with pytest.raises(CaseError, match="cannot name the levels"):
+        name_levels(_fake(2, ribs=(1,)), CFG)
 
 
 def test_c1_ring_anchor():

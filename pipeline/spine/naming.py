@@ -2,11 +2,12 @@
 
 Anchors, strongest first: S1 (the body resting on the sacrum); the last rib-bearing vertebra (T12,
 or T13 when the first rib-bearing one is also in view and 13 carry ribs); the first rib-bearing
-vertebra (T1); the ring of C1 (a vertebra without a body at the top). When two anchors bracket a
-region its count decides transitional anatomy: six non-rib vertebrae between the last rib and the
-sacrum make L6, thirteen rib-bearing ones T13. Anchors that disagree with the one used are
-reported in the notes. Names given by the input map (VerSe / TotalSegmentator ids) are used as they
-are. A clinician's override (lowest level, or a shift) wins over everything.
+vertebra (T1, with two rib-free vertebrae above it in view); the ring of C1 (a vertebra without a
+body at the top). When two anchors bracket a region its count decides transitional anatomy: six
+non-rib vertebrae between the last rib and the sacrum make L6, thirteen rib-bearing ones T13.
+Anchors that disagree with the one used are reported in the notes. Names given by the input map
+(VerSe / TotalSegmentator ids) are used as they are. A clinician's override (lowest level, or a
+shift) wins over everything.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def _from_anchors(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> tuple[tupl
             s1 = None
     rib_idx = [i for i in range(n) if ribs[i]]
     last_rib = rib_idx[-1] if rib_idx and rib_idx[-1] + 1 < n and (s1 is None or rib_idx[-1] < s1) else None
-    first_rib = rib_idx[0] if rib_idx and rib_idx[0] > 0 else None
+    # T1 needs two rib-free vertebrae above it in view (C6, C7): one could be a thoracic vertebra
+    # whose ribs lie outside a short scan
+    first_rib = rib_idx[0] if rib_idx and rib_idx[0] >= 2 else None
     ring = 0 if not verts[0].has_body else None
 
     thoracic, lumbar = 12, 5
