@@ -54,12 +54,12 @@ def body_track(anatomy: np.ndarray, instances: np.ndarray, spacing, smooth_mm: f
     body = (anatomy == Anatomy.VERTEBRAL_BODY) & (instances > 0)
     if not body.any():
         body = instances > 0
-    count = body.sum(axis=(0, 1)).astype(float)
-    ii = np.arange(body.shape[0], dtype=float)[:, None, None]
-    jj = np.arange(body.shape[1], dtype=float)[None, :, None]
+    per_ik = body.sum(axis=1, dtype=np.int64)  # (I, K) voxel counts: no full-size temporaries
+    per_jk = body.sum(axis=0, dtype=np.int64)  # (J, K)
+    count = per_ik.sum(axis=0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ci = (body * ii).sum(axis=(0, 1)) / count
-        cj = (body * jj).sum(axis=(0, 1)) / count
+        ci = (per_ik * np.arange(body.shape[0])[:, None]).sum(axis=0) / count
+        cj = (per_jk * np.arange(body.shape[1])[:, None]).sum(axis=0) / count
     ok = count > 0
     smooth = round(smooth_mm / spacing[2])
     ti, tj = _fill_track(ci, ok, smooth), _fill_track(cj, ok, smooth)
