@@ -110,20 +110,26 @@ def parse_level_override(lowest_level: str | None, offset: int | None) -> LevelO
     return _override(lowest_level, offset, "level override")
 
 
-def _read_rows(path: str | PathLike[str]) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header (normalised) and the non-blank data rows with their 1-based line numbers."""
+def read_csv_rows(path: str | PathLike[str], what: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a UTF-8 CSV with their 1-based line numbers; one-line `InputError`s
+    naming the file as `what` (e.g. "clinical CSV", "manifest")."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+            return [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except FileNotFoundError:
-        raise InputError(f"{path}: clinical CSV not found") from None
+        raise InputError(f"{path}: {what} not found") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: clinical CSV is a folder, expected a file") from None
+        raise InputError(f"{path}: {what} is a folder, expected a CSV file") from None
     except UnicodeDecodeError as e:
-        raise InputError(f"{path}: clinical CSV is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+        raise InputError(f"{path}: {what} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
     except csv.Error as e:
-        raise InputError(f"{path}: clinical CSV is malformed: {e}") from None
+        raise InputError(f"{path}: {what} is malformed: {e}") from None
+
+
+def _read_rows(path: str | PathLike[str]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (normalised) and the non-blank data rows with their 1-based line numbers."""
+    rows = read_csv_rows(path, "clinical CSV")
     if not rows:
         raise InputError(f"{path}: clinical CSV is empty; expected a header {', '.join(REQUIRED_COLUMNS)}")
     (header_line, header), data = rows[0], rows[1:]

@@ -8,7 +8,6 @@ series, searched recursively by the reader; a folder without CT becomes an error
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..analyze import case_id_from_path
-from ..clinical import ClinicalInfo, case_clinical, merge_clinical, read_clinical_csv
+from ..clinical import ClinicalInfo, case_clinical, merge_clinical, read_clinical_csv, read_csv_rows
 from ..errors import InputError
 from ..io.readers import SUPPORTED_SUFFIXES
 from ..spine.labels import LABEL_FORMATS
@@ -112,18 +111,7 @@ def read_manifest(path: str | Path) -> list[CaseTask]:
     Relative paths resolve against the manifest's folder; a blank case_id is taken from the path.
     """
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except FileNotFoundError:
-        raise InputError(f"{path}: manifest not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: manifest is a folder, expected a CSV file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: manifest is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
-    except csv.Error as e:
-        raise InputError(f"{path}: manifest is malformed: {e}") from None
+    rows = read_csv_rows(path, "manifest")
     if not rows:
         raise InputError(f"{path}: manifest is empty; expected a header {', '.join(MANIFEST_REQUIRED)}")
     (header_line, header), data = rows[0], rows[1:]
