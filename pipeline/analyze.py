@@ -230,9 +230,9 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
         label_vol = to_canonical(inputs.labels)
         lesion_vol = to_canonical(inputs.lesions) if inputs.lesions is not None else None
         fmt, source = req.label_format, Path(str(req.labels)).name
+        if fmt == "opensins":
+            check_anatomy_ids(label_vol)  # a user's map, whole, before the crop (the network's ids are valid)
     t1 = time.perf_counter()
-    if fmt == "opensins":
-        check_anatomy_ids(label_vol)  # on the whole map, before the crop
     box = spine_box(label_vol.array, fmt, can.spacing, cfg.instances.crop_margin_mm)
     if box is not None:  # the analysis runs on the spine's box, then goes back onto the whole grid
         ref = crop_volume(can, box)
