@@ -48,7 +48,7 @@ def phantom_case(seed: int, model, cfg) -> dict:
     case = generate(spec, cfg)
     ct = to_canonical(case.ct)
     t0 = time.perf_counter()
-    seg = segment(ct, model, cfg.lesion.network_min_thickness_vox, cfg.lesion.network_thick_slice_ratio)
+    seg = segment(ct, model, cfg.lesion)
     t_seg = time.perf_counter() - t0
     truth_an = to_canonical(case.anatomy).array
     row = {
@@ -92,7 +92,7 @@ def real_cases(model, cfg) -> dict:
     folder = REAL / "ts_abdomen_3mm"
     ct = load_ct(folder / "ct.nii.gz")
     can = to_canonical(ct)
-    seg = segment(can, model, cfg.lesion.network_min_thickness_vox, cfg.lesion.network_thick_slice_ratio)
+    seg = segment(can, model, cfg.lesion)
     ref = to_canonical(load_label_map(folder / "vertebrae_totalseg.nii.gz", ct)).array
     vertebra = np.isin(seg.anatomy, (Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS)) | (seg.lesions > 0)
     out["ts_abdomen_3mm"] = {"dice_all_vertebrae": dice(vertebra, np.isin(ref, list(TOTALSEG_IDS.values())))}
@@ -120,7 +120,7 @@ def real_cases(model, cfg) -> dict:
     ref = to_canonical(load_label_map(folder / "segmentation_totalseg.nii.gz", ct)).array
     entry: dict = {}
     try:
-        seg = segment(can, model, cfg.lesion.network_min_thickness_vox, cfg.lesion.network_thick_slice_ratio)
+        seg = segment(can, model, cfg.lesion)
         labels = labels_from_opensins(can.with_array(seg.anatomy), can.with_array(seg.lesions), cfg)
         vertebra = np.isin(seg.anatomy, (Anatomy.VERTEBRAL_BODY, Anatomy.POSTERIOR_ELEMENTS)) | (seg.lesions > 0)
         entry["dice_all_vertebrae"] = dice(vertebra, np.isin(ref, list(TOTALSEG_IDS.values())))

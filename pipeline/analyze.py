@@ -222,7 +222,7 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
             model = load_model(req.model or DEFAULT_MODEL_DIR, resolve_device(req.device))
             timings["load_model"] = time.perf_counter() - t1
         model_card = model.card
-        seg = segment(can, model, cfg.lesion.network_min_thickness_vox, cfg.lesion.network_thick_slice_ratio)
+        seg = segment(can, model, cfg.lesion)
         timings.update(seg.timings_s)
         label_vol, lesion_vol = can.with_array(seg.anatomy), can.with_array(seg.lesions)
         fmt, source = "opensins", f"network {model_card.name}"

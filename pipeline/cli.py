@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--work", help="pool of phantoms and checkpoints (default .train_work/NAME); a rerun resumes")
     t.add_argument("--iterations", type=int, help="override the recipe's iteration count")
     t.add_argument("--pool-cases", type=int, help="override the number of training phantoms")
+    t.add_argument("--init", metavar="MODEL_DIR", help="start from a trained model's weights (fine-tuning)")
     t.add_argument("--quiet", action="store_true")
     return p
 
@@ -311,7 +312,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    card = train(cfg, args.out, work, log, iterations=args.iterations, pool_cases=args.pool_cases)
+    card = train(cfg, args.out, work, log, iterations=args.iterations, pool_cases=args.pool_cases, init=args.init)
     print(f"model {card.name} written to {args.out} (sha256 {card.sha256[:12]}...)")
     return 0
 

@@ -181,3 +181,84 @@ def test_thin_network_lesions_are_dropped() -> None:
     assert dropped == 1
     assert not out[5:15, 5:15, 5:7].any()
     assert (out[20:30, 20:30, 20:30] == 1).all() and (out[32:36, 5:8, 5:8] == 1).all()
+
+
+def test_faint_network_lesions_are_dropped() -> None:
+    """A lesion piece must stand out from the patient's bone (median HU of the lesion-free bodies)."""
+    from pipeline.model.infer import drop_faint_lesions
+
+    hu = np.full((40, 40, 40), -100.0, np.float32)
+    anatomy = np.zeros(hu.shape, np.uint8)
+    anatomy[2:38, 2:38, 2:38] = 1  # vertebral body, cancellous 200 HU
+    hu[anatomy == 1] = 200.0
+    lesions = np.zeros(hu.shape, np.uint8)
+    pieces = [
+        (np.s_[4:10, 4:10, 4:10], 1, 40.0),  # lytic, 160 HU darker: kept
+        (np.s_[4:10, 20:26, 4:10], 1, 170.0),  # lytic, 30 HU darker: dropped
+        (np.s_[20:26, 4:10, 4:10], 2, 900.0),  # blastic, 700 HU brighter: kept
+        (np.s_[20:26, 20:26, 4:10], 2, 300.0),  # blastic, 100 HU brighter: dropped
+        (np.s_[30:36, 30:36, 30:36], 1, -90.0),  # fat-dark: darker than bone, kept by this check
+    ]
+    for box, kind, value in pieces:
+        lesions[box] = kind
+        anatomy[box] = 0  # the network's anatomy is 0 under a lesion
+        hu[box] = value
+    out, dropped = drop_faint_lesions(hu, anatomy, lesions, 50.0, 200.0)
+    assert dropped == 2
+    assert [value for box, kind, value in pieces if (out[box] == kind).all()] == [40.0, 900.0, -90.0]
+    assert drop_faint_lesions(hu, np.zeros_like(anatomy), lesions, 50.0, 200.0)[1] == 0  # no bone: no reference
+
+
+def test_bone_density_augmentation_darkens_bone_only() -> None:
+    from pipeline.model.card import Intensity
+    from pipeline.model.train import thin_bone
+
+    intensity = Intensity()
+    span = intensity.hu_max - intensity.hu_min
+    tgt = np.zeros((30, 30, 30), np.uint8)
+    tgt[5:25, 5:25, 5:25] = 1
+    tgt[12:18, 12:18, 12:18] = 8  # a lytic lesion inside the bone
+    hu = np.where(tgt == 1, 220.0, np.where(tgt == 8, 35.0, -100.0))
+    x = ((hu - intensity.hu_min) / span).astype(np.float32)
+    y = thin_bone(x, tgt, 0.5, intensity) * span + intensity.hu_min
+    assert np.allclose(y[15, 15, 8], 40 + 0.5 * 180, atol=1.0)  # cancellous halfway to soft tissue
+    assert np.allclose(y[15, 15, 15], 35.0, atol=1e-3) and np.allclose(y[0, 0, 0], -100.0, atol=1e-3)
+    assert np.array_equal(thin_bone(x, tgt, 1.0, intensity), x)
+
+
+def test_unknown_voxels_are_taught_not_lesion() -> None:
+    """The loss term on voxels of unknown anatomy (IGNORE) pushes their lesion probability down."""
+    from monai.losses import MaskedDiceLoss
+
+    from pipeline.model.classes import IGNORE, LYTIC_CHANNEL
+    from pipeline.model.train import masked_dice_ce
+
+    logits = torch.zeros((1, len(CHANNELS), 4, 4, 4), requires_grad=True)
+    target = torch.full((1, 1, 4, 4, 4), IGNORE, dtype=torch.long)
+    target[..., :2] = 0
+    dice = MaskedDiceLoss(to_onehot_y=True, softmax=True)
+    base = masked_dice_ce(logits, target, dice, 0.0)
+    loss = masked_dice_ce(logits, target, dice, 1.0)
+    assert float(loss.detach()) > float(base.detach())
+    loss.backward()
+    grad = logits.grad[0, :, 0, 0, 3]  # an unknown voxel
+    assert grad[LYTIC_CHANNEL] > 0 and grad[0] < 0  # descent lowers lesion, raises the rest
+
+
+def test_training_can_start_from_a_trained_model(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = load_train_config(TINY)
+    card = train(cfg, tmp_path / "ft", tmp_path / "work", iterations=1, pool_cases=1, init=tiny_model)
+    assert card.training["init"] == {"model": str(tiny_model), "sha256": read_card(tiny_model).sha256}
+
+
+def test_centroids_in_one_pass() -> None:
+    from scipy import ndimage
+
+    from pipeline.spine.labels import centroids
+
+    labels = np.zeros((20, 20, 20), np.int32)
+    labels[2:5, 3:9, 4:6] = 3
+    labels[10:18, 10:12, 1:19] = 7
+    got = centroids(labels, [3, 7, 5, 40])
+    assert np.allclose(got[:2], ndimage.center_of_mass(labels > 0, labels, [3, 7]))
+    assert np.isnan(got[2:]).all()

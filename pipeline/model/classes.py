@@ -31,6 +31,8 @@ BLASTIC_CHANNEL = 9
 IGNORE = 255
 #: Channels that make up the spine (for the coarse localisation crop).
 SPINE_CHANNELS = (1, 2, 3, 4, 6, 8, 9)
+#: Bone channels (body, posterior elements, rib, sacrum, pelvis): what bone-density augmentation thins.
+BONE_CHANNELS = (1, 2, 5, 6, 7)
 
 
 def to_target(anatomy: np.ndarray, lesions: np.ndarray) -> np.ndarray:

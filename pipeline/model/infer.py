@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
+from ..anatomy import Anatomy, Lesion
+from ..config import LesionThresholds
 from ..errors import CaseError
 from ..volume import Volume
 from .card import Intensity, LoadedModel
@@ -42,8 +44,11 @@ class Segmentation:
 
 
 def normalise(hu: np.ndarray, intensity: Intensity) -> np.ndarray:
-    x = (hu.astype(np.float32) - intensity.hu_min) / (intensity.hu_max - intensity.hu_min)
-    return np.clip(x, 0.0, 1.0)
+    """HU -> [0, 1] float32 (one copy of the volume, worked in place)."""
+    x = hu.astype(np.float32)
+    x -= intensity.hu_min
+    x *= 1.0 / (intensity.hu_max - intensity.hu_min)
+    return np.clip(x, 0.0, 1.0, out=x)
 
 
 def zoom_to(x: torch.Tensor, shape: tuple[int, ...], mode: str = "trilinear") -> torch.Tensor:
@@ -114,10 +119,41 @@ def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray,
     return out, dropped
 
 
-def segment(ct: Volume, model: LoadedModel, min_lesion_voxels: int = 0, thick_slice_ratio: float = 1.5) -> Segmentation:
-    """Anatomy and lesion maps of a canonical CT. On thick-slice scans (largest over smallest voxel
-    side at least `thick_slice_ratio`), lesion pieces thinner than `min_lesion_voxels` voxels are
-    dropped (configs/sins.yaml `lesion.network_min_thickness_vox`, `lesion.network_thick_slice_ratio`)."""
+def drop_faint_lesions(
+    hu: np.ndarray, anatomy: np.ndarray, lesions: np.ndarray, lytic_contrast_hu: float, blastic_contrast_hu: float
+) -> tuple[np.ndarray, int]:
+    """Lesion pieces that stand out from the patient's own bone: the mean HU of a lytic piece at least
+    `lytic_contrast_hu` below the median HU of the lesion-free vertebral bodies, of a blastic piece
+    at least `blastic_contrast_hu` above it. Fainter pieces are bone of low density, fat or partial
+    volume, not a lesion. Returns the map and how many pieces were dropped (none without bodies)."""
+    body = anatomy == Anatomy.VERTEBRAL_BODY
+    if not lesions.any() or not body.any():
+        return lesions, 0
+    reference = float(np.median(hu[body]))
+    comp = cc3d.connected_components(lesions, connectivity=26)  # lytic and blastic pieces apart
+    inside = comp > 0
+    ids = comp[inside]
+    count = np.bincount(ids)
+    mean = np.bincount(ids, weights=hu[inside]) / np.maximum(count, 1)
+    kind = np.zeros(count.size, np.uint8)
+    kind[ids] = lesions[inside]
+    faint = ((kind == Lesion.LYTIC) & (mean > reference - lytic_contrast_hu)) | (
+        (kind == Lesion.BLASTIC) & (mean < reference + blastic_contrast_hu)
+    )
+    faint[0] = False
+    if not faint.any():
+        return lesions, 0
+    out = lesions.copy()
+    out[faint[comp]] = 0
+    return out, int(faint.sum())
+
+
+def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = None) -> Segmentation:
+    """Anatomy and lesion maps of a canonical CT, with the lesion checks of `lesion` (configs/sins.yaml;
+    none when None): on thick-slice scans (largest over smallest voxel side at least
+    `network_thick_slice_ratio`) lesion pieces thinner than `network_min_thickness_vox` voxels are
+    dropped, and everywhere pieces fainter than `network_lytic_contrast_hu` / `network_blastic_contrast_hu`
+    against the patient's bone (`drop_faint_lesions`)."""
     card = model.card
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -158,6 +194,11 @@ def segment(ct: Volume, model: LoadedModel, min_lesion_voxels: int = 0, thick_sl
     full = np.zeros(ct.shape, np.uint8)
     full[crop] = labels
     anatomy, lesions = from_prediction(full)
-    if max(ct.spacing) >= thick_slice_ratio * min(ct.spacing):
-        lesions, _ = drop_thin_lesions(lesions, min_lesion_voxels)
+    if lesion is not None:
+        if max(ct.spacing) >= lesion.network_thick_slice_ratio * min(ct.spacing):
+            lesions[crop], _ = drop_thin_lesions(lesions[crop], lesion.network_min_thickness_vox)
+        lesions[crop], _ = drop_faint_lesions(
+            ct.array[crop], anatomy[crop], lesions[crop], lesion.network_lytic_contrast_hu,
+            lesion.network_blastic_contrast_hu,
+        )  # fmt: skip
     return Segmentation(anatomy, lesions, crop, timings)  # type: ignore[arg-type]

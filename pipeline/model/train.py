@@ -27,10 +27,11 @@ from monai.losses import MaskedDiceLoss
 from scipy import ndimage
 
 from ..config import load_config_file
+from ..errors import ModelError
 from ..phantom import generate, random_spec
 from ..volume import to_canonical
-from .card import Intensity, ModelCard, write_model
-from .classes import IGNORE, N_CHANNELS, SPINE_CHANNELS, to_target
+from .card import WEIGHTS, Intensity, ModelCard, file_sha256, read_card, write_model
+from .classes import BONE_CHANNELS, IGNORE, LYTIC_CHANNEL, N_CHANNELS, SPINE_CHANNELS, to_target
 from .infer import normalise
 from .network import NetworkSpec, build_network
 from .real import draw_real, insert_lesion
@@ -69,6 +70,11 @@ class AugmentSettings:
     # random slice thickness (mm) along one axis and re-interpolated from slices that far apart.
     thick_slice_share: float = 0.0
     thick_slice_mm: tuple[float, ...] = (1.5, 1.5)
+    # Low bone density (osteopenia, fatty marrow: cancellous bone of 80-150 HU is common in patients
+    # with metastases): with this chance the bone of a phantom patch is pulled towards soft tissue
+    # by a factor drawn from bone_density (1 keeps it), so dark bone alone does not read as lytic.
+    bone_density_share: float = 0.0
+    bone_density: tuple[float, ...] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class OptimiserSettings:
     lr: float
     weight_decay: float
     max_grad_norm: float = 50.0
+    # Peak learning rate when training starts from a trained model (`sins train --init`).
+    finetune_lr: float = 0.0005
+    # Weight of the "no lesion here" term on voxels whose anatomy is unknown (IGNORE): real scans are
+    # lesion-free outside their synthetic lesions, so the canal, fat and unlabelled bone near the
+    # spine must not be called lesion even though their anatomy class is not known.
+    not_lesion_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -211,12 +223,33 @@ def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: Da
     return img, tgt
 
 
-def masked_dice_ce(logits: torch.Tensor, target: torch.Tensor, dice: MaskedDiceLoss) -> torch.Tensor:
-    """Dice + cross-entropy over the voxels whose class is known (target != IGNORE)."""
+def masked_dice_ce(
+    logits: torch.Tensor, target: torch.Tensor, dice: MaskedDiceLoss, not_lesion_weight: float = 0.0
+) -> torch.Tensor:
+    """Dice + cross-entropy over the voxels whose class is known (target != IGNORE), plus, weighted,
+    -log P(not a lesion) over the unknown ones (their anatomy is unknown, but they hold no lesion)."""
     known = target != IGNORE
     y = torch.where(known, target, torch.zeros_like(target))
     ce = F.cross_entropy(logits, target[:, 0], ignore_index=IGNORE) if known.any() else logits.sum() * 0.0
-    return dice(logits, y, known.float()) + ce
+    loss = dice(logits, y, known.float()) + ce
+    unknown = ~known[:, 0]
+    if not_lesion_weight > 0 and unknown.any():
+        log_not_lesion = torch.logsumexp(logits[:, :LYTIC_CHANNEL], 1) - torch.logsumexp(logits, 1)
+        loss = loss - not_lesion_weight * log_not_lesion[unknown].mean()
+    return loss
+
+
+def thin_bone(x: np.ndarray, tgt: np.ndarray, factor: float, intensity: Intensity) -> np.ndarray:
+    """Bone of a [0, 1] patch pulled towards soft tissue (40 HU) by `factor` up to 400 HU, denser
+    bone (cortex) shifted by the same amount; edges blended over a voxel. Lesions keep their values."""
+    bone = np.isin(tgt, BONE_CHANNELS)
+    if factor >= 1.0 or not bone.any():
+        return x
+    span = intensity.hu_max - intensity.hu_min
+    soft, cap = (40.0 - intensity.hu_min) / span, (400.0 - intensity.hu_min) / span
+    weight = ndimage.gaussian_filter(bone.astype(np.float32), 0.7)
+    weight[tgt >= LYTIC_CHANNEL] = 0.0
+    return (x - weight * (1.0 - factor) * np.clip(x - soft, 0.0, cap - soft)).astype(np.float32)
 
 
 def thick_slices(x: np.ndarray, axis: int, step: float) -> np.ndarray:
@@ -244,10 +277,19 @@ def thick_slices(x: np.ndarray, axis: int, step: float) -> np.ndarray:
     return np.moveaxis(out.astype(np.float32), -1, axis)
 
 
-def augment(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, a: AugmentSettings, voxel_mm: float = 0.0):
-    """SynthSeg-style intensity randomisation on a [0, 1] image, thick slices (fine patches of
-    `voxel_mm`), and left-right flips."""
+def augment(
+    img: np.ndarray,
+    tgt: np.ndarray,
+    rng: np.random.Generator,
+    a: AugmentSettings,
+    voxel_mm: float = 0.0,
+    thin: bool = False,
+):
+    """SynthSeg-style intensity randomisation on a [0, 1] image, low bone density (`thin`: phantom
+    patches), thick slices (fine patches of `voxel_mm`), and left-right flips."""
     x = np.clip(img, 0, 1)
+    if thin and rng.random() < a.bone_density_share:
+        x = thin_bone(x, tgt, rng.uniform(*a.bone_density), Intensity())
     if voxel_mm > 0 and rng.random() < a.thick_slice_share:
         step = rng.uniform(*a.thick_slice_mm) / voxel_mm
         if step > 1.2:
@@ -264,11 +306,24 @@ def augment(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, a: Augme
 
 
 # ------------------------------------------------------------------------------------------ training
+def _initial_weights(model_dir: str | Path, cfg: TrainConfig) -> tuple[str, dict[str, torch.Tensor]]:
+    """(sha256, state dict) of a trained model to start from; its network must be the recipe's."""
+    card = read_card(model_dir)
+    if card.network != cfg.network:
+        raise ModelError(f"--init {model_dir}: its network {card.network} is not the recipe's {cfg.network}")
+    weights = Path(model_dir) / WEIGHTS
+    digest = file_sha256(weights) if weights.is_file() else ""
+    if digest != card.sha256:
+        raise ModelError(f"--init {model_dir}: weights missing or not matching the model card")
+    return digest, torch.load(weights, map_location="cpu", weights_only=True)
+
+
 @dataclass
 class TrainState:
     iteration: int = 0
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    init: dict[str, str] | None = None  # the trained model this run started from (`--init`)
 
 
 def _use_bf16(cfg: TrainConfig) -> bool:
@@ -288,8 +343,10 @@ def train(
     log: Callable[[str], None] = lambda s: None,
     iterations: int | None = None,
     pool_cases: int | None = None,
+    init: str | Path | None = None,
 ) -> ModelCard:
-    """Run (or resume) the recipe; write `out_dir/model.pt` and its card. Returns the card."""
+    """Run (or resume) the recipe; write `out_dir/model.pt` and its card. Returns the card. With
+    `init` (a model folder) a new run starts from that model's weights at `optimiser.finetune_lr`."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -300,17 +357,22 @@ def train(
     real_paths = make_real_pool(cfg, work, log)
 
     net = build_network(cfg.network)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.optimiser.lr, weight_decay=cfg.optimiser.weight_decay)
+    ckpt = work / "checkpoint.pt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else None
+    state = TrainState(**saved["state"]) if saved is not None else TrainState()
+    if saved is None and init is not None:
+        digest, weights = _initial_weights(init, cfg)
+        net.load_state_dict(weights)
+        state.init = {"model": str(init), "sha256": digest}
+        log(f"starting from {init} (sha256 {digest[:12]}...)")
+    lr = cfg.optimiser.finetune_lr if state.init else cfg.optimiser.lr
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.optimiser.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     dice_fn = MaskedDiceLoss(to_onehot_y=True, softmax=True)
-    state = TrainState()
-    ckpt = work / "checkpoint.pt"
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if saved is not None:
         net.load_state_dict(saved["net"])
         opt.load_state_dict(saved["opt"])
         sched.load_state_dict(saved["sched"])
-        state = TrainState(**saved["state"])
         rng = np.random.default_rng([cfg.seed, state.iteration])
         log(f"resumed at iteration {state.iteration}")
     bf16 = _use_bf16(cfg)
@@ -330,14 +392,14 @@ def train(
                     cache.pop(next(iter(cache)))
                 cache[(path, coarse)] = load_sample(path, cfg, coarse)
             img, tgt = crop(cache[(path, coarse)], patch, rng, cfg.data)
-            img, tgt = augment(img, tgt, rng, cfg.augment, 0.0 if coarse else cfg.spacing_mm)
+            img, tgt = augment(img, tgt, rng, cfg.augment, 0.0 if coarse else cfg.spacing_mm, thin=not use_real)
             imgs.append(img)
             tgts.append(tgt)
         x = torch.from_numpy(np.stack(imgs))[:, None]
         y = torch.from_numpy(np.stack(tgts).astype(np.int64))[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = net(x)
-        loss = masked_dice_ce(logits.float(), y, dice_fn)
+        loss = masked_dice_ce(logits.float(), y, dice_fn, cfg.optimiser.not_lesion_weight)
         opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
             loss.backward()
@@ -373,6 +435,7 @@ def train(
             "data": f"{n_cases} phantoms, seeds {cfg.data.phantom_seed}..{cfg.data.phantom_seed + n_cases - 1}, "
             f"drawn at {cfg.spacing_mm} mm (pipeline.phantom.random_spec)",
             "real_scans": [p.stem.removeprefix("real_") for p in real_paths],
+            "init": state.init,
             "iterations": state.iteration,
             "wall_time_s": round(state.seconds, 1),
             "bf16": bf16,

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from ..schema import write_bytes_atomic
+from ..spine.labels import centroids
 from ..volume import to_canonical
 from .labels import Label, label_table, write_label_files
 
@@ -42,7 +42,7 @@ def level_points(analysis: Analysis, shape, spacing) -> dict[str, tuple[tuple[fl
     missing = {inst: lv for inst, lv in analysis.instance_levels.items() if lv not in centres}
     if missing:
         ids = sorted(missing)
-        for inst, com in zip(ids, ndimage.center_of_mass(lab.instances > 0, lab.instances, ids), strict=True):
+        for inst, com in zip(ids, centroids(lab.instances, ids), strict=True):
             if not np.isnan(com[0]):
                 centres[missing[inst]] = np.asarray(com)
     return {lv: (sagittal_xy(c, shape, spacing), coronal_xy(c, shape, spacing)) for lv, c in centres.items()}

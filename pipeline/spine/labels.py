@@ -89,6 +89,18 @@ def bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
     )
 
 
+def centroids(labels: np.ndarray, ids) -> np.ndarray:
+    """Centroids (index coordinates) of label `ids` in one pass over `labels` (NaN for an absent id)."""
+    ids = np.asarray(ids, int)
+    out = np.full((ids.size, labels.ndim), np.nan)
+    stats = cc3d.statistics(np.ascontiguousarray(labels))
+    counts = stats["voxel_counts"]
+    present = (ids >= 0) & (ids < counts.size)
+    present[present] = counts[ids[present]] > 0
+    out[present] = stats["centroids"][ids[present]]
+    return out
+
+
 def box_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
     """Index -> world affine of a box cut out of a grid with `affine`."""
     out = affine.copy()
@@ -120,17 +132,17 @@ def attach_lesions(anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: fl
     return out, int((s & ~near).sum())
 
 
-def _spine_axis_near(centroids: np.ndarray, k: int) -> np.ndarray:
+def _spine_axis_near(centres: np.ndarray, k: int) -> np.ndarray:
     """Local spine direction at component k: towards its nearest other components (image z if none)."""
-    others = np.delete(np.arange(len(centroids)), k)
+    others = np.delete(np.arange(len(centres)), k)
     if others.size == 0:
         return np.array([0.0, 0.0, 1.0])
-    d = np.linalg.norm(centroids[others] - centroids[k], axis=1)
+    d = np.linalg.norm(centres[others] - centres[k], axis=1)
     near = others[np.argsort(d)[:2]]
-    if near.size == 2 and np.dot(centroids[near[0]] - centroids[k], centroids[near[1]] - centroids[k]) < 0:
-        axis = centroids[near[0]] - centroids[near[1]]
+    if near.size == 2 and np.dot(centres[near[0]] - centres[k], centres[near[1]] - centres[k]) < 0:
+        axis = centres[near[0]] - centres[near[1]]
     else:
-        axis = centroids[near[0]] - centroids[k]
+        axis = centres[near[0]] - centres[k]
     return axis / max(np.linalg.norm(axis), 1e-9)
 
 
@@ -152,7 +164,7 @@ def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple
     labels = [i for i, sl in enumerate(objects, start=1) if sl is not None]
     if not labels:
         return out, 0
-    centroids = np.array(ndimage.center_of_mass(bodies > 0, bodies, labels)) * spacing
+    centres = centroids(bodies, labels) * spacing
     for k, label in enumerate(labels):
         sl = objects[label - 1]
         assert sl is not None
@@ -160,7 +172,7 @@ def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple
         comp = bodies[box] == label
         size = int(comp.sum())
         depth = ndimage.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
-        axis = _spine_axis_near(centroids, k)
+        axis = _spine_axis_near(centres, k)
         for r in ic.split_erosion_mm:
             pieces = cc3d.connected_components(depth > r, connectivity=6)
             sizes = np.bincount(pieces.ravel())[1:]

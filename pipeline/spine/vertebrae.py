@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from ..anatomy import Anatomy
 from ..config import SinsConfig
-from .labels import SpineLabels, bounding_box, box_affine
+from .labels import SpineLabels, bounding_box, box_affine, centroids
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, 
     centres = np.zeros((n_inst, 3))
     with_body = np.flatnonzero(has_body)
     if with_body.size:
-        centres[with_body] = np.array(ndimage.center_of_mass(body_inst[box] > 0, body_inst[box], with_body))
+        centres[with_body] = centroids(body_inst[box], with_body)
     out = []
     piece_of = pieces[close]
     for piece in np.unique(piece_of):
