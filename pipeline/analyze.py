@@ -224,6 +224,7 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
         model_card = model.card
         seg = segment(can, model, cfg.lesion)
         timings.update(seg.timings_s)
+        pre_notes = (*pre_notes, *seg.notes)
         label_vol, lesion_vol = can.with_array(seg.anatomy), can.with_array(seg.lesions)
         fmt, source = "opensins", f"network {model_card.name}"
     else:

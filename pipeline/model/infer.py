@@ -41,6 +41,7 @@ class Segmentation:
     lesions: np.ndarray  # uint8 `Lesion` ids
     crop: tuple[slice, slice, slice]  # where the spine was found
     timings_s: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # lesion pieces left out by the checks, for the case notes
 
 
 def normalise(hu: np.ndarray, intensity: Intensity) -> np.ndarray:
@@ -194,11 +195,29 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     full = np.zeros(ct.shape, np.uint8)
     full[crop] = labels
     anatomy, lesions = from_prediction(full)
+    notes: list[str] = []
     if lesion is not None:
-        if max(ct.spacing) >= lesion.network_thick_slice_ratio * min(ct.spacing):
-            lesions[crop], _ = drop_thin_lesions(lesions[crop], lesion.network_min_thickness_vox)
-        lesions[crop], _ = drop_faint_lesions(
-            ct.array[crop], anatomy[crop], lesions[crop], lesion.network_lytic_contrast_hu,
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        sub_lesions = lesions[crop]
+        if max(spacing) >= lesion.network_thick_slice_ratio * min(spacing):
+            kept, n = drop_thin_lesions(sub_lesions, lesion.network_min_thickness_vox)
+            if n:
+                ml = (np.count_nonzero(sub_lesions) - np.count_nonzero(kept)) * voxel_ml
+                notes.append(
+                    f"{n} lesion piece(s) the network marked ({ml:.2f} mL) not counted: thinner than "
+                    f"{lesion.network_min_thickness_vox} voxels on thick slices (partial volume)"
+                )
+            sub_lesions = kept
+        kept, n = drop_faint_lesions(
+            ct.array[crop], anatomy[crop], sub_lesions, lesion.network_lytic_contrast_hu,
             lesion.network_blastic_contrast_hu,
         )  # fmt: skip
-    return Segmentation(anatomy, lesions, crop, timings)  # type: ignore[arg-type]
+        if n:
+            ml = (np.count_nonzero(sub_lesions) - np.count_nonzero(kept)) * voxel_ml
+            notes.append(
+                f"{n} lesion piece(s) the network marked ({ml:.2f} mL) not counted: they do not stand out from "
+                f"the vertebral bodies (lytic less than {lesion.network_lytic_contrast_hu:g} HU darker, blastic "
+                f"less than {lesion.network_blastic_contrast_hu:g} HU brighter)"
+            )
+        lesions[crop] = kept
+    return Segmentation(anatomy, lesions, crop, timings, tuple(notes))  # type: ignore[arg-type]
