@@ -37,6 +37,7 @@ class LesionThresholds:
     min_volume_ml: float
     network_min_thickness_vox: int
     network_thick_slice_ratio: float
+    network_bone_depth_mm: float
     network_lytic_contrast_hu: float
     network_blastic_contrast_hu: float
     mixed_minor_fraction: float

@@ -185,7 +185,7 @@ def test_thin_network_lesions_are_dropped() -> None:
 
 def test_faint_network_lesions_are_dropped() -> None:
     """A lesion piece must stand out from the patient's bone (median HU of the lesion-free bodies)."""
-    from pipeline.model.infer import drop_faint_lesions
+    from pipeline.model.infer import bone_reference_hu, drop_faint_lesions
 
     hu = np.full((40, 40, 40), -100.0, np.float32)
     anatomy = np.zeros(hu.shape, np.uint8)
@@ -203,10 +203,32 @@ def test_faint_network_lesions_are_dropped() -> None:
         lesions[box] = kind
         anatomy[box] = 0  # the network's anatomy is 0 under a lesion
         hu[box] = value
-    out, dropped = drop_faint_lesions(hu, anatomy, lesions, 50.0, 200.0)
+    reference = bone_reference_hu(hu, anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
+    assert reference == 200.0
+    out, dropped = drop_faint_lesions(hu, lesions, reference, 50.0, 200.0)
     assert dropped == 2
     assert [value for box, kind, value in pieces if (out[box] == kind).all()] == [40.0, 900.0, -90.0]
-    assert drop_faint_lesions(hu, np.zeros_like(anatomy), lesions, 50.0, 200.0)[1] == 0  # no bone: no reference
+    assert bone_reference_hu(hu, np.zeros_like(anatomy), lesions, (1.0, 1.0, 1.0), 2.0) is None
+    assert drop_faint_lesions(hu, lesions, None, 50.0, 200.0)[1] == 0  # no bone: no reference, nothing dropped
+
+
+def test_uniformly_dark_bone_is_not_a_lesion_everywhere() -> None:
+    """Osteoporotic bone (cancellous 60 HU inside a dense cortex) the network calls lytic in every
+    body: the interior sets the reference itself, so the pieces do not stand out and are dropped."""
+    from pipeline.model.infer import bone_reference_hu, drop_faint_lesions
+
+    hu = np.full((30, 30, 60), -100.0, np.float32)
+    anatomy = np.zeros(hu.shape, np.uint8)
+    lesions = np.zeros(hu.shape, np.uint8)
+    for z0 in (2, 22, 42):  # three bodies: 1-voxel cortex of 900 HU, interior marked lytic at 60 HU
+        anatomy[5:25, 5:25, z0 : z0 + 16] = 1
+        hu[5:25, 5:25, z0 : z0 + 16] = 900.0
+        lesions[6:24, 6:24, z0 + 1 : z0 + 15] = 1
+        anatomy[6:24, 6:24, z0 + 1 : z0 + 15] = 0
+        hu[6:24, 6:24, z0 + 1 : z0 + 15] = 60.0
+    reference = bone_reference_hu(hu, anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
+    assert reference == 60.0
+    assert drop_faint_lesions(hu, lesions, reference, 30.0, 200.0)[1] == 3
 
 
 def test_bone_density_augmentation_darkens_bone_only() -> None:
@@ -262,3 +284,16 @@ def test_centroids_in_one_pass() -> None:
     got = centroids(labels, [3, 7, 5, 40])
     assert np.allclose(got[:2], ndimage.center_of_mass(labels > 0, labels, [3, 7]))
     assert np.isnan(got[2:]).all()
+
+
+def test_voxels_of_dropped_lesions_go_back_to_the_nearest_bone() -> None:
+    from pipeline.model.infer import refill_bone
+
+    anatomy = np.zeros((20, 20, 20), np.uint8)
+    anatomy[2:18, 2:10, 2:18] = 1  # body
+    anatomy[2:18, 10:18, 2:18] = 2  # posterior elements
+    holes = np.zeros(anatomy.shape, bool)
+    holes[6:9, 6:9, 6:9] = holes[6:9, 11:14, 6:9] = True
+    anatomy[holes] = 0
+    refill_bone(anatomy, holes, (1.0, 1.0, 1.0))
+    assert (anatomy[6:9, 6:9, 6:9] == 1).all() and (anatomy[6:9, 11:14, 6:9] == 2).all()

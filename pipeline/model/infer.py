@@ -31,6 +31,8 @@ COLUMN_MARGIN_MM = 15.0
 #: Output slabs (voxels along the last axis) upsampled at a time: bounds memory on long scans.
 SLAB = 48
 OVERLAP = 0.25
+#: A lesion piece left out gives its voxels back to the nearest bone found within this margin.
+REFILL_MARGIN_MM = 5.0
 
 
 @dataclass(frozen=True)
@@ -120,17 +122,34 @@ def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray,
     return out, dropped
 
 
+def bone_reference_hu(
+    hu: np.ndarray, anatomy: np.ndarray, lesions: np.ndarray, spacing: tuple[float, ...], depth_mm: float
+) -> float | None:
+    """The patient's own vertebral bone: median HU of the vertebral bodies' interior, the voxels at
+    least `depth_mm` inside body-or-lesion (box erosion per axis; the cortex left out), lesions
+    included so that bone the network wrongly calls lesion everywhere sets the reference itself.
+    None without vertebral bodies."""
+    bone = (anatomy == Anatomy.VERTEBRAL_BODY) | (lesions > 0)
+    if not (anatomy == Anatomy.VERTEBRAL_BODY).any():
+        return None
+    size = [2 * int(np.ceil(depth_mm / s)) + 1 for s in spacing]
+    interior = ndimage.minimum_filter(bone.view(np.uint8), size=size).astype(bool)
+    return float(np.median(hu[interior if interior.any() else bone]))
+
+
 def drop_faint_lesions(
-    hu: np.ndarray, anatomy: np.ndarray, lesions: np.ndarray, lytic_contrast_hu: float, blastic_contrast_hu: float
+    hu: np.ndarray,
+    lesions: np.ndarray,
+    reference_hu: float | None,
+    lytic_contrast_hu: float,
+    blastic_contrast_hu: float,
 ) -> tuple[np.ndarray, int]:
-    """Lesion pieces that stand out from the patient's own bone: the mean HU of a lytic piece at least
-    `lytic_contrast_hu` below the median HU of the lesion-free vertebral bodies, of a blastic piece
-    at least `blastic_contrast_hu` above it. Fainter pieces are bone of low density, fat or partial
-    volume, not a lesion. Returns the map and how many pieces were dropped (none without bodies)."""
-    body = anatomy == Anatomy.VERTEBRAL_BODY
-    if not lesions.any() or not body.any():
+    """Lesion pieces that stand out from the patient's bone (`reference_hu`, `bone_reference_hu`): a
+    lytic piece's mean HU at least `lytic_contrast_hu` below it, a blastic piece's at least
+    `blastic_contrast_hu` above it. Fainter pieces are low-density bone, fat or partial volume, not a
+    lesion. Returns the map and how many pieces were dropped (none without a reference)."""
+    if reference_hu is None or not lesions.any():
         return lesions, 0
-    reference = float(np.median(hu[body]))
     comp = cc3d.connected_components(lesions, connectivity=26)  # lytic and blastic pieces apart
     inside = comp > 0
     ids = comp[inside]
@@ -138,8 +157,8 @@ def drop_faint_lesions(
     mean = np.bincount(ids, weights=hu[inside]) / np.maximum(count, 1)
     kind = np.zeros(count.size, np.uint8)
     kind[ids] = lesions[inside]
-    faint = ((kind == Lesion.LYTIC) & (mean > reference - lytic_contrast_hu)) | (
-        (kind == Lesion.BLASTIC) & (mean < reference + blastic_contrast_hu)
+    faint = ((kind == Lesion.LYTIC) & (mean > reference_hu - lytic_contrast_hu)) | (
+        (kind == Lesion.BLASTIC) & (mean < reference_hu + blastic_contrast_hu)
     )
     faint[0] = False
     if not faint.any():
@@ -147,6 +166,26 @@ def drop_faint_lesions(
     out = lesions.copy()
     out[faint[comp]] = 0
     return out, int(faint.sum())
+
+
+def refill_bone(anatomy: np.ndarray, holes: np.ndarray, spacing: tuple[float, ...]) -> None:
+    """Voxels of lesion pieces left out (`holes`, anatomy 0 under the network's lesion) take the
+    label of the nearest vertebral body or posterior-element voxel, in place."""
+    if not holes.any():
+        return
+    margin = [int(np.ceil(REFILL_MARGIN_MM / s)) for s in spacing]
+    pieces = cc3d.connected_components(holes, connectivity=26)
+    for label, box in enumerate(ndimage.find_objects(pieces), start=1):
+        if box is None:
+            continue
+        grown = tuple(slice(max(b.start - m, 0), b.stop + m) for b, m in zip(box, margin, strict=True))
+        sub = anatomy[grown]
+        bone = (sub == Anatomy.VERTEBRAL_BODY) | (sub == Anatomy.POSTERIOR_ELEMENTS)
+        if not bone.any():
+            continue
+        _, near = ndimage.distance_transform_edt(~bone, sampling=spacing, return_indices=True)
+        hole = pieces[grown] == label
+        sub[hole] = sub[tuple(i[hole] for i in near)]
 
 
 def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = None) -> Segmentation:
@@ -198,7 +237,7 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     notes: list[str] = []
     if lesion is not None:
         voxel_ml = float(np.prod(spacing)) / 1000.0
-        sub_lesions = lesions[crop]
+        sub_lesions = found = lesions[crop].copy()
         if max(spacing) >= lesion.network_thick_slice_ratio * min(spacing):
             kept, n = drop_thin_lesions(sub_lesions, lesion.network_min_thickness_vox)
             if n:
@@ -208,16 +247,19 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
                     f"{lesion.network_min_thickness_vox} voxels on thick slices (partial volume)"
                 )
             sub_lesions = kept
+        hu = ct.array[crop]
+        reference = bone_reference_hu(hu, anatomy[crop], sub_lesions, spacing, lesion.network_bone_depth_mm)
         kept, n = drop_faint_lesions(
-            ct.array[crop], anatomy[crop], sub_lesions, lesion.network_lytic_contrast_hu,
-            lesion.network_blastic_contrast_hu,
-        )  # fmt: skip
+            hu, sub_lesions, reference, lesion.network_lytic_contrast_hu, lesion.network_blastic_contrast_hu
+        )
         if n:
             ml = (np.count_nonzero(sub_lesions) - np.count_nonzero(kept)) * voxel_ml
             notes.append(
                 f"{n} lesion piece(s) the network marked ({ml:.2f} mL) not counted: they do not stand out from "
-                f"the vertebral bodies (lytic less than {lesion.network_lytic_contrast_hu:g} HU darker, blastic "
-                f"less than {lesion.network_blastic_contrast_hu:g} HU brighter)"
+                f"the vertebral bodies' bone ({reference:.0f} HU; lytic less than "
+                f"{lesion.network_lytic_contrast_hu:g} HU darker, blastic less than "
+                f"{lesion.network_blastic_contrast_hu:g} HU brighter)"
             )
         lesions[crop] = kept
+        refill_bone(anatomy[crop], (found > 0) & (kept == 0), spacing)
     return Segmentation(anatomy, lesions, crop, timings, tuple(notes))  # type: ignore[arg-type]
