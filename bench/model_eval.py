@@ -76,11 +76,11 @@ def phantom_case(seed: int, model, cfg) -> dict:
             continue
         m = found.get(level)
         r = {"level": level, "found": bool(m and m.lesion)}
+        r["volume_ml"] = round(sum(le.volume_ml for le in case.lesion_shapes if le.level == level), 3)
         if m is not None and m.sins is not None and t.sins is not None:
             r["type_equal"] = m.measurements.lesion_type == t.measurements.lesion_type
             r.update({f"{i}_equal": getattr(m.sins, i) == getattr(t.sins, i) for i in ITEMS})
             r["category_equal"] = m.sins.category == t.sins.category
-            r["volume_ml"] = round(sum(le.volume_ml for le in case.lesion_shapes if le.level == level), 3)
         lesion_rows.append(r)
     row["lesion_levels"] = lesion_rows
     row["false_lesion_levels"] = [lv for lv, m in found.items() if m.lesion and not (lv in truth and truth[lv].lesion)]
@@ -155,7 +155,7 @@ def real_cases(model, cfg) -> dict:
 def summarise(rows: list[dict]) -> dict:
     ok = [r for r in rows if "error" not in r]
     les = [x for r in ok for x in r.get("lesion_levels", [])]
-    big = [x for x in les if x.get("volume_ml", 0) >= 0.5 or not x["found"]]
+    big = [x for x in les if x["volume_ml"] >= 0.5]  # the truth's lesion volume at that level
     scored = [x for x in les if "type_equal" in x]
 
     def frac(xs: list, key: str) -> float | None:

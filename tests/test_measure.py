@@ -295,7 +295,10 @@ def test_a_body_far_from_the_canal_is_not_a_vertebra():
     assert len(np.unique(instances[instances > 0])) == 2
 
 
-def test_body_pieces_below_s1_are_not_vertebrae():
+@pytest.mark.parametrize("with_rib", [False, True])
+def test_body_pieces_below_s1_are_not_vertebrae(with_rib: bool):
+    """... even when a piece touches something the network called rib (pelvis): only a full-size
+    rib-bearing vertebra below would mean the sacrum contact is wrong."""
     case = generate(PhantomSpec(seed=3, top="L3", bottom="S1", spacing=(2.0, 2.0, 2.0)))
     anatomy = to_canonical(case.anatomy)
     arr = anatomy.array.copy()
@@ -305,6 +308,8 @@ def test_body_pieces_below_s1_are_not_vertebrae():
     canal = np.argwhere(arr == Anatomy.SPINAL_CANAL).mean(axis=0)
     i, j, k = low[np.argmin(np.linalg.norm((low - canal)[:, :2], axis=1) + 0.1 * (body_k - low[:, 2]))]
     arr[i - 5 : i + 5, j - 5 : j + 5, k - 4 : k + 4] = Anatomy.VERTEBRAL_BODY  # a body the network made up (6 mL)
+    if with_rib:
+        arr[i + 5 : i + 8, j - 2 : j + 2, k - 2 : k + 2] = Anatomy.RIB
     # the phantom's canal ends at S1: let the piece pass the canal-distance rule, as one in a
     # network's sacral canal does
     cfg = dataclasses.replace(CFG, instances=dataclasses.replace(CFG.instances, max_body_canal_mm=500.0))
