@@ -137,13 +137,6 @@ def bone_reference_hu(
     return float(np.median(hu[interior if interior.any() else bone]))
 
 
-def _piece_means(comp: np.ndarray, hu: np.ndarray, voxels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per piece of `comp` (ids 0..n-1): how many of `voxels` it holds and their mean HU."""
-    ids = comp[voxels]
-    count = np.bincount(ids, minlength=n)
-    return count, np.bincount(ids, weights=hu[voxels], minlength=n) / np.maximum(count, 1)
-
-
 def drop_faint_lesions(
     hu: np.ndarray,
     lesions: np.ndarray,
@@ -152,20 +145,20 @@ def drop_faint_lesions(
     blastic_contrast_hu: float,
 ) -> tuple[np.ndarray, int]:
     """Lesion pieces that stand out from the patient's bone (`reference_hu`, `bone_reference_hu`): a
-    piece (lytic and blastic voxels that touch) is kept when its lytic voxels' mean HU is at least
-    `lytic_contrast_hu` below the reference or its blastic voxels' mean at least `blastic_contrast_hu`
-    above it (a mixed lesion's lytic core, brightened by partial volume with its sclerotic rim, stays
-    with the rim). Fainter pieces are low-density bone, fat or partial volume, not a lesion. Returns
-    the map and how many pieces were dropped (none without a reference)."""
+    lytic piece's mean HU at least `lytic_contrast_hu` below it, a blastic piece's at least
+    `blastic_contrast_hu` above it. Fainter pieces are low-density bone, fat or partial volume, not a
+    lesion. Returns the map and how many pieces were dropped (none without a reference)."""
     if reference_hu is None or not lesions.any():
         return lesions, 0
-    comp = cc3d.connected_components(lesions > 0, connectivity=26)
-    n = int(comp.max()) + 1
-    n_lytic, lytic_hu = _piece_means(comp, hu, lesions == Lesion.LYTIC, n)
-    n_blastic, blastic_hu = _piece_means(comp, hu, lesions == Lesion.BLASTIC, n)
-    faint = ~(
-        ((n_lytic > 0) & (lytic_hu <= reference_hu - lytic_contrast_hu))
-        | ((n_blastic > 0) & (blastic_hu >= reference_hu + blastic_contrast_hu))
+    comp = cc3d.connected_components(lesions, connectivity=26)  # lytic and blastic pieces apart
+    inside = comp > 0
+    ids = comp[inside]
+    count = np.bincount(ids)
+    mean = np.bincount(ids, weights=hu[inside]) / np.maximum(count, 1)
+    kind = np.zeros(count.size, np.uint8)
+    kind[ids] = lesions[inside]
+    faint = ((kind == Lesion.LYTIC) & (mean > reference_hu - lytic_contrast_hu)) | (
+        (kind == Lesion.BLASTIC) & (mean < reference_hu + blastic_contrast_hu)
     )
     faint[0] = False
     if not faint.any():
