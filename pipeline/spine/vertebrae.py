@@ -185,15 +185,17 @@ def drop_below_sacrum(
 ) -> tuple[SpineLabels, list[VertebraMasks]]:
     """No vertebra lies below S1 (the body resting most on the sacrum): body pieces caudal to it are
     sacral segments or pelvis a network mistook for bodies, and are left out (with a note). A
-    full-size rib-bearing vertebra below (at least half the median body above) means the sacrum
-    contact is wrong, and nothing is dropped. Label maps that name their vertebrae are left as they are."""
+    full-size rib-bearing vertebra below (`instances.min_vertebra_below_s1_share` of the median body
+    above) means the sacrum contact is wrong, and nothing is dropped. Label maps that name their
+    vertebrae are left as they are."""
     min_ml = cfg.instances.min_contact_ml
     if labels.names or not verts or max(v.sacrum_ml for v in verts) < min_ml:
         return labels, verts
     s1 = max(range(len(verts)), key=lambda i: verts[i].sacrum_ml)
     below = verts[s1 + 1 :]
     typical = float(np.median([np.count_nonzero(v.body) for v in verts[: s1 + 1]]))
-    if not below or any(v.rib_ml >= min_ml and np.count_nonzero(v.body) >= 0.5 * typical for v in below):
+    full = cfg.instances.min_vertebra_below_s1_share * typical
+    if not below or any(v.rib_ml >= min_ml and np.count_nonzero(v.body) >= full for v in below):
         return labels, verts
     instances = np.where(np.isin(labels.instances, [v.id for v in below]), 0, labels.instances)
     note = f"{len(below)} body piece(s) below S1 (the body resting on the sacrum) are not vertebrae; left out"
