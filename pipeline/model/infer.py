@@ -129,9 +129,10 @@ def bone_reference_hu(
     least `depth_mm` inside body-or-lesion (box erosion per axis; the cortex left out), lesions
     included so that bone the network wrongly calls lesion everywhere sets the reference itself.
     None without vertebral bodies."""
-    bone = (anatomy == Anatomy.VERTEBRAL_BODY) | (lesions > 0)
-    if not (anatomy == Anatomy.VERTEBRAL_BODY).any():
+    body = anatomy == Anatomy.VERTEBRAL_BODY
+    if not body.any():
         return None
+    bone = body | (lesions > 0)
     size = [2 * int(np.ceil(depth_mm / s)) + 1 for s in spacing]
     interior = ndimage.minimum_filter(bone.view(np.uint8), size=size).astype(bool)
     return float(np.median(hu[interior if interior.any() else bone]))
@@ -166,6 +167,40 @@ def drop_faint_lesions(
     out = lesions.copy()
     out[faint[comp]] = 0
     return out, int(faint.sum())
+
+
+def _left_out(before: np.ndarray, after: np.ndarray, pieces: int, voxel_ml: float, why: str) -> str:
+    ml = (np.count_nonzero(before) - np.count_nonzero(after)) * voxel_ml
+    return f"{pieces} lesion piece(s) the network marked ({ml:.2f} mL) not counted: {why}"
+
+
+def check_lesions(
+    hu: np.ndarray, anatomy: np.ndarray, lesions: np.ndarray, spacing: tuple[float, ...], t: LesionThresholds
+) -> tuple[np.ndarray, list[str]]:
+    """The network's lesion map after its checks: thin pieces on thick-slice scans (`drop_thin_lesions`)
+    and pieces that do not stand out from the patient's bone (`drop_faint_lesions`); with a note for
+    each check that left pieces out."""
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    notes: list[str] = []
+    kept = lesions
+    if max(spacing) >= t.network_thick_slice_ratio * min(spacing):
+        out, n = drop_thin_lesions(kept, t.network_min_thickness_vox)
+        if n:
+            why = f"thinner than {t.network_min_thickness_vox} voxels on thick slices (partial volume)"
+            notes.append(_left_out(kept, out, n, voxel_ml, why))
+        kept = out
+    if kept.any():  # the reference costs a pass over the crop: only when there is something to judge
+        reference = bone_reference_hu(hu, anatomy, kept, spacing, t.network_bone_depth_mm)
+        out, n = drop_faint_lesions(hu, kept, reference, t.network_lytic_contrast_hu, t.network_blastic_contrast_hu)
+        if n:
+            why = (
+                f"they do not stand out from the vertebral bodies' bone ({reference:.0f} HU; lytic less than "
+                f"{t.network_lytic_contrast_hu:g} HU darker, blastic less than {t.network_blastic_contrast_hu:g} HU "
+                "brighter)"
+            )
+            notes.append(_left_out(kept, out, n, voxel_ml, why))
+        kept = out
+    return kept, notes
 
 
 def refill_bone(anatomy: np.ndarray, holes: np.ndarray, spacing: tuple[float, ...]) -> None:
@@ -236,30 +271,8 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     anatomy, lesions = from_prediction(full)
     notes: list[str] = []
     if lesion is not None:
-        voxel_ml = float(np.prod(spacing)) / 1000.0
-        sub_lesions = found = lesions[crop].copy()
-        if max(spacing) >= lesion.network_thick_slice_ratio * min(spacing):
-            kept, n = drop_thin_lesions(sub_lesions, lesion.network_min_thickness_vox)
-            if n:
-                ml = (np.count_nonzero(sub_lesions) - np.count_nonzero(kept)) * voxel_ml
-                notes.append(
-                    f"{n} lesion piece(s) the network marked ({ml:.2f} mL) not counted: thinner than "
-                    f"{lesion.network_min_thickness_vox} voxels on thick slices (partial volume)"
-                )
-            sub_lesions = kept
-        hu = ct.array[crop]
-        reference = bone_reference_hu(hu, anatomy[crop], sub_lesions, spacing, lesion.network_bone_depth_mm)
-        kept, n = drop_faint_lesions(
-            hu, sub_lesions, reference, lesion.network_lytic_contrast_hu, lesion.network_blastic_contrast_hu
-        )
-        if n:
-            ml = (np.count_nonzero(sub_lesions) - np.count_nonzero(kept)) * voxel_ml
-            notes.append(
-                f"{n} lesion piece(s) the network marked ({ml:.2f} mL) not counted: they do not stand out from "
-                f"the vertebral bodies' bone ({reference:.0f} HU; lytic less than "
-                f"{lesion.network_lytic_contrast_hu:g} HU darker, blastic less than "
-                f"{lesion.network_blastic_contrast_hu:g} HU brighter)"
-            )
-        lesions[crop] = kept
+        found = lesions[crop]
+        kept, notes = check_lesions(ct.array[crop], anatomy[crop], found, spacing, lesion)
         refill_bone(anatomy[crop], (found > 0) & (kept == 0), spacing)
+        lesions[crop] = kept
     return Segmentation(anatomy, lesions, crop, timings, tuple(notes))  # type: ignore[arg-type]
