@@ -242,7 +242,7 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
     else:
         ref = can
     if fmt == "opensins":
-        labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=ref)
+        labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=ref, check_ids=False)  # checked above
     else:
         labels = labels_from_ids(label_vol, fmt, lesion_vol, cfg, reference=ref)
     info = InputInfo(shape=ct.shape, spacing_mm=ct.spacing, orientation=ct.orientation, source=ct.source)

@@ -30,7 +30,7 @@ from ..config import load_config_file
 from ..errors import ModelError
 from ..phantom import generate, random_spec
 from ..volume import to_canonical
-from .card import WEIGHTS, Intensity, ModelCard, file_sha256, read_card, write_model
+from .card import Intensity, ModelCard, load_model, write_model
 from .classes import BONE_CHANNELS, IGNORE, LYTIC_CHANNEL, N_CHANNELS, SPINE_CHANNELS, to_target
 from .infer import normalise
 from .network import NetworkSpec, build_network
@@ -307,15 +307,12 @@ def augment(
 
 # ------------------------------------------------------------------------------------------ training
 def _initial_weights(model_dir: str | Path, cfg: TrainConfig) -> tuple[str, dict[str, torch.Tensor]]:
-    """(sha256, state dict) of a trained model to start from; its network must be the recipe's."""
-    card = read_card(model_dir)
-    if card.network != cfg.network:
-        raise ModelError(f"--init {model_dir}: its network {card.network} is not the recipe's {cfg.network}")
-    weights = Path(model_dir) / WEIGHTS
-    digest = file_sha256(weights) if weights.is_file() else ""
-    if digest != card.sha256:
-        raise ModelError(f"--init {model_dir}: weights missing or not matching the model card")
-    return digest, torch.load(weights, map_location="cpu", weights_only=True)
+    """(sha256, state dict) of a trained model to start from (`load_model`: card, hash check,
+    `weights_only`); its network must be the recipe's."""
+    model = load_model(model_dir, torch.device("cpu"))
+    if model.card.network != cfg.network:
+        raise ModelError(f"--init {model_dir}: its network {model.card.network} is not the recipe's {cfg.network}")
+    return model.card.sha256, model.net.state_dict()
 
 
 @dataclass

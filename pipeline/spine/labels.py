@@ -78,14 +78,17 @@ def _lesion_array(lesions: Volume | None, reference: Volume) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
-    """Index box of a mask's voxels grown by `margin` voxels (clipped to the array); None if empty."""
-    idx = np.nonzero(mask)
+def bounding_box(mask: np.ndarray, margin: int | np.ndarray) -> tuple[slice, ...] | None:
+    """Index box of a mask's voxels grown by `margin` voxels (one for every axis, or one per axis),
+    clipped to the array; None if empty. Found from the mask's projections on each axis."""
+    margins = np.broadcast_to(np.asarray(margin, int), (mask.ndim,))
+    axes = range(mask.ndim)
+    idx = [np.flatnonzero(mask.any(axis=tuple(j for j in axes if j != i))) for i in axes]
     if idx[0].size == 0:
         return None
     return tuple(
-        slice(max(int(i.min()) - margin, 0), min(int(i.max()) + margin + 1, n))
-        for i, n in zip(idx, mask.shape, strict=True)
+        slice(max(int(i[0]) - m, 0), min(int(i[-1]) + m + 1, n))
+        for i, m, n in zip(idx, margins, mask.shape, strict=True)
     )
 
 
@@ -349,15 +352,7 @@ def spine_box(labels: np.ndarray, fmt: str, spacing, margin_mm: float) -> tuple[
         ids = list(VERSE_IDS.values())
     else:
         ids = [*TOTALSEG_IDS.values(), TOTALSEG_SACRUM]
-    spine = np.isin(labels, ids)
-    if not spine.any():
-        return None
-    margin = np.ceil(margin_mm / np.asarray(spacing, float)).astype(int)
-    idx = [np.nonzero(spine.any(axis=tuple(j for j in range(3) if j != i)))[0] for i in range(3)]
-    return tuple(
-        slice(max(int(i[0]) - m, 0), min(int(i[-1]) + m + 1, n))
-        for i, m, n in zip(idx, margin, labels.shape, strict=True)
-    )
+    return bounding_box(np.isin(labels, ids), np.ceil(margin_mm / np.asarray(spacing, float)).astype(int))
 
 
 def crop_volume(volume: Volume, box: tuple[slice, ...]) -> Volume:
@@ -382,13 +377,18 @@ def embed_labels(
 
 
 def labels_from_opensins(
-    anatomy: Volume, lesions: Volume | None, cfg: SinsConfig, reference: Volume | None = None
+    anatomy: Volume,
+    lesions: Volume | None,
+    cfg: SinsConfig,
+    reference: Volume | None = None,
+    check_ids: bool = True,
 ) -> SpineLabels:
     """SpineLabels from OpenSINS anatomy and lesion maps (canonical grid, see `Volume`)."""
     reference = reference or anatomy
     _check_grid(anatomy, reference, "anatomy map")
     arr = np.asarray(anatomy.array)
-    check_anatomy_ids(anatomy)
+    if check_ids:  # False where the caller checked the whole map already (or the network made it)
+        check_anatomy_ids(anatomy)
     les = _lesion_array(lesions, reference)
     spacing = reference.spacing
     arr, lost = attach_lesions(arr.astype(np.uint8), les, spacing, cfg.instances.lesion_attach_mm)
