@@ -57,6 +57,18 @@ def make_ct(path: Path, seed: int) -> dict:
     return {"seed": seed, "levels": f"{spec.top}..{spec.bottom}", "drawn_shape": list(ct.shape)}
 
 
+def ensure_ct(path: Path, seed: int) -> dict:
+    """The CT at `path`, drawn there (with a `.json` beside it saying how) unless both already exist."""
+    made_json = path.with_name(path.name + ".json")
+    if path.exists() and made_json.exists():
+        return json.loads(made_json.read_text())
+    t0 = time.perf_counter()
+    made = make_ct(path, seed)
+    made["make_s"] = round(time.perf_counter() - t0, 1)
+    made_json.write_text(json.dumps(made))
+    return made
+
+
 def run_once(ct: Path, out: Path, device: str, model: str | None) -> dict:
     cmd = [sys.executable, "-m", "pipeline.cli", "analyze", str(ct), "--out", str(out), "--device", device]
     if model:
@@ -90,14 +102,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ct = Path(args.ct) if args.ct else Path(tmp) / "ct_512x512x400.nii.gz"
-        made_json = ct.with_name(ct.name + ".json")
-        if ct.exists() and made_json.exists():
-            made = json.loads(made_json.read_text())
-        else:
-            t0 = time.perf_counter()
-            made = make_ct(ct, args.seed)
-            made["make_s"] = round(time.perf_counter() - t0, 1)
-            made_json.write_text(json.dumps(made))
+        made = ensure_ct(ct, args.seed)
         print("CT", made, flush=True)
         runs = []
         for i in range(args.repeats):
