@@ -187,6 +187,7 @@ def main() -> None:
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--out", default="bench/results/model_eval.json")
     ap.add_argument("--write-card", action="store_true", help="store the figures as `metrics` in the model card")
+    ap.add_argument("--no-real", action="store_true", help="phantoms only (a development set of seeds, say)")
     args = ap.parse_args()
     cfg = load_sins_config()
     model = load_model(args.model, torch.device("cpu"))
@@ -205,7 +206,9 @@ def main() -> None:
         "model_sha256": model.card.sha256,
         "machine": platform.platform(),
         "summary": summarise(rows),
-        "real": real_cases(model, cfg) if REAL.is_dir() else "real data absent",
+        "real": "not run (--no-real)"
+        if args.no_real
+        else (real_cases(model, cfg) if REAL.is_dir() else "real data absent"),
         "cases": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ class LesionThresholds:
     network_bone_depth_mm: float
     network_lytic_contrast_hu: float
     network_blastic_contrast_hu: float
+    network_rim_mm: float
     mixed_minor_fraction: float
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from pipeline.config import CONFIG_DIR
 from pipeline.errors import ModelError
@@ -105,6 +106,22 @@ def test_inference_runs_on_the_input_grid(tiny_model: Path) -> None:
     assert seg.anatomy.shape == ct.shape and seg.lesions.shape == ct.shape
 
 
+@pytest.mark.parametrize(
+    ("fine", "out", "slab"),
+    [((12, 10, 30), (30, 25, 97), 8), ((12, 10, 30), (20, 25, 11), 4), ((8, 9, 31), (20, 22, 9), 48)],
+)
+def test_upsampling_a_slab_at_a_time_equals_the_whole(fine: tuple, out: tuple, slab: int) -> None:
+    """Probabilities back onto the CT grid a slab at a time give the labels of resizing the whole
+    volume at once, whatever the slab and however the slices divide (an earlier slab rule came out
+    one slice short on some grids, and was off by up to most of a slice on thick ones)."""
+    from pipeline.model.infer import upsample_argmax, zoom_to
+
+    probs = torch.rand((5, *fine), generator=torch.Generator().manual_seed(1))
+    whole = zoom_to(probs, out).argmax(0).numpy()
+    got = upsample_argmax(probs, out, slab=slab)
+    assert got.shape == whole.shape and np.mean(got != whole) < 1e-4  # float rounding may flip a near-tie
+
+
 def test_recipe_config_is_valid() -> None:
     cfg = load_train_config(CONFIG_DIR / "train.yaml")
     assert cfg.patch == (64, 64, 64) and cfg.spacing_mm > 0
@@ -185,7 +202,7 @@ def test_thin_network_lesions_are_dropped() -> None:
 
 def test_faint_network_lesions_are_dropped() -> None:
     """A lesion piece must stand out from the patient's bone (median HU of the lesion-free bodies)."""
-    from pipeline.model.infer import bone_reference_hu, drop_faint_lesions
+    from pipeline.model.infer import bone_interior, bone_reference_hu, drop_faint_lesions
 
     hu = np.full((40, 40, 40), -100.0, np.float32)
     anatomy = np.zeros(hu.shape, np.uint8)
@@ -203,19 +220,19 @@ def test_faint_network_lesions_are_dropped() -> None:
         lesions[box] = kind
         anatomy[box] = 0  # the network's anatomy is 0 under a lesion
         hu[box] = value
-    reference = bone_reference_hu(hu, anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
+    reference = bone_reference_hu(hu, bone_interior(anatomy, lesions, (1.0, 1.0, 1.0), 2.0))
     assert reference == 200.0
     out, dropped = drop_faint_lesions(hu, lesions, reference, 50.0, 200.0)
     assert dropped == 2
     assert [value for box, kind, value in pieces if (out[box] == kind).all()] == [40.0, 900.0, -90.0]
-    assert bone_reference_hu(hu, np.zeros_like(anatomy), lesions, (1.0, 1.0, 1.0), 2.0) is None
+    assert bone_reference_hu(hu, bone_interior(np.zeros_like(anatomy), lesions, (1.0, 1.0, 1.0), 2.0)) is None
     assert drop_faint_lesions(hu, lesions, None, 50.0, 200.0)[1] == 0  # no bone: no reference, nothing dropped
 
 
 def test_uniformly_dark_bone_is_not_a_lesion_everywhere() -> None:
     """Osteoporotic bone (cancellous 60 HU inside a dense cortex) the network calls lytic in every
     body: the interior sets the reference itself, so the pieces do not stand out and are dropped."""
-    from pipeline.model.infer import bone_reference_hu, drop_faint_lesions
+    from pipeline.model.infer import bone_interior, bone_reference_hu, drop_faint_lesions
 
     hu = np.full((30, 30, 60), -100.0, np.float32)
     anatomy = np.zeros(hu.shape, np.uint8)
@@ -226,9 +243,39 @@ def test_uniformly_dark_bone_is_not_a_lesion_everywhere() -> None:
         lesions[6:24, 6:24, z0 + 1 : z0 + 15] = 1
         anatomy[6:24, 6:24, z0 + 1 : z0 + 15] = 0
         hu[6:24, 6:24, z0 + 1 : z0 + 15] = 60.0
-    reference = bone_reference_hu(hu, anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
+    reference = bone_reference_hu(hu, bone_interior(anatomy, lesions, (1.0, 1.0, 1.0), 2.0))
     assert reference == 60.0
     assert drop_faint_lesions(hu, lesions, reference, 30.0, 200.0)[1] == 3
+
+
+def test_sclerotic_rim_of_a_lytic_piece_becomes_blastic() -> None:
+    """Bright bone in or around a lytic piece (a mixed lesion's rim the network drew as bone or lytic)
+    is blastic; the cortex (outside the bodies' interior) and bright bone far from the piece are not."""
+    from pipeline.anatomy import Lesion
+    from pipeline.model.infer import bone_interior, mark_sclerotic_rim
+
+    spacing = (1.0, 1.0, 2.0)
+    hu = np.full((40, 40, 24), -100.0, np.float32)
+    anatomy = np.zeros(hu.shape, np.uint8)
+    anatomy[2:38, 2:38, 1:23] = 1
+    hu[2:38, 2:38, 1:23] = 900.0  # cortex
+    hu[4:36, 4:36, 2:22] = 200.0  # cancellous bone
+    hu[10:22, 10:22, 6:16] = 700.0  # a sclerotic rim, 2 mm (in-plane) and 2 mm (one slice) thick ...
+    hu[12:20, 12:20, 7:15] = 40.0  # ... around a lytic core
+    hu[30:34, 30:34, 10:12] = 700.0  # a bone island far from any lesion
+    lesions = np.zeros(hu.shape, np.uint8)
+    lesions[12:20, 12:20, 7:15] = Lesion.LYTIC
+    lesions[13:19, 13:19, 15] = Lesion.LYTIC  # the network's lytic piece takes in part of the rim too
+    anatomy[lesions > 0] = 0
+    interior = bone_interior(anatomy, lesions, spacing, 2.0)
+    out, n = mark_sclerotic_rim(hu, lesions, interior, spacing, 200.0 + 200.0, 2.0)
+    near = ndimage.distance_transform_edt(lesions != Lesion.LYTIC, sampling=spacing) <= 2.0
+    rim = near & (hu >= 400.0)  # the rim's voxels within 2 mm of the piece (its corners lie farther)
+    assert n == int(rim.sum()) > 400 and (out[rim] == Lesion.BLASTIC).all()
+    assert (out[13:19, 13:19, 15] == Lesion.BLASTIC).all()
+    assert (out[12:20, 12:20, 7:14] == Lesion.LYTIC).all()
+    assert not out[30:34, 30:34, 10:12].any() and not out[:, :, 0:2].any()  # bone island, cortex
+    assert mark_sclerotic_rim(hu, lesions, interior, spacing, 400.0, 0.0)[1] == 0  # turned off
 
 
 def test_bone_density_augmentation_darkens_bone_only() -> None:

@@ -28,7 +28,7 @@ from .classes import SPINE_CHANNELS, from_prediction
 CROP_MARGIN_MM = 20.0
 #: Pieces of the coarse spine mask centred within this margin of the column's axial footprint belong to it.
 COLUMN_MARGIN_MM = 15.0
-#: Output slabs (voxels along the last axis) upsampled at a time: bounds memory on long scans.
+#: Fine slices upsampled onto the CT grid at a time: bounds memory on long scans.
 SLAB = 48
 OVERLAP = 0.25
 #: Patches per network call in the sliding window: small on the CPU (no gain from more, more memory),
@@ -129,20 +129,53 @@ def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray,
     return out, dropped
 
 
-def bone_reference_hu(
-    hu: np.ndarray, anatomy: np.ndarray, lesions: np.ndarray, spacing: tuple[float, ...], depth_mm: float
-) -> float | None:
-    """The patient's own vertebral bone: median HU of the vertebral bodies' interior, the voxels at
-    least `depth_mm` inside body-or-lesion (box erosion per axis; the cortex left out), lesions
-    included so that bone the network wrongly calls lesion everywhere sets the reference itself.
-    None without vertebral bodies."""
+def bone_interior(anatomy: np.ndarray, lesions: np.ndarray, spacing: tuple[float, ...], depth_mm: float) -> np.ndarray:
+    """The vertebral bodies' interior: voxels at least `depth_mm` inside body-or-lesion (box erosion per
+    axis), so the cortex is left out; all of body-or-lesion when nothing is that deep, empty without
+    vertebral bodies."""
     body = anatomy == Anatomy.VERTEBRAL_BODY
     if not body.any():
-        return None
+        return body
     bone = body | (lesions > 0)
     size = [2 * int(np.ceil(depth_mm / s)) + 1 for s in spacing]
     interior = ndimage.minimum_filter(bone.view(np.uint8), size=size).astype(bool)
-    return float(np.median(hu[interior if interior.any() else bone]))
+    return interior if interior.any() else bone
+
+
+def bone_reference_hu(hu: np.ndarray, interior: np.ndarray) -> float | None:
+    """The patient's own vertebral bone: median HU of the bodies' interior (`bone_interior`, lesions
+    included so that bone the network wrongly calls lesion everywhere sets the reference itself).
+    None without vertebral bodies."""
+    return float(np.median(hu[interior])) if interior.any() else None
+
+
+def mark_sclerotic_rim(
+    hu: np.ndarray,
+    lesions: np.ndarray,
+    interior: np.ndarray,
+    spacing: tuple[float, ...],
+    threshold_hu: float,
+    rim_mm: float,
+) -> tuple[np.ndarray, int]:
+    """Lesions with the sclerotic rim of mixed lesions made blastic: voxels of the bodies' interior at
+    least `threshold_hu` bright that lie in a lytic piece or within `rim_mm` of one (the network
+    draws such a thin bright rim mostly as bone or lytic). Returns the map and the voxels made blastic."""
+    lytic = lesions == Lesion.LYTIC
+    if rim_mm <= 0 or not lytic.any():
+        return lesions, 0
+    idx = np.nonzero(lytic)
+    grow = [int(np.ceil(rim_mm / s)) for s in spacing]
+    box = tuple(
+        slice(max(int(i.min()) - g, 0), int(i.max()) + g + 1) for i, g in zip(idx, grow, strict=True)
+    )  # fmt: skip
+    near = ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm
+    rim = near & interior[box] & (hu[box] >= threshold_hu) & (lesions[box] != Lesion.BLASTIC)
+    n = int(np.count_nonzero(rim))
+    if not n:
+        return lesions, 0
+    out = lesions.copy()
+    out[box][rim] = Lesion.BLASTIC
+    return out, n
 
 
 def drop_faint_lesions(
@@ -197,7 +230,19 @@ def check_lesions(
             notes.append(_left_out(kept, out, n, voxel_ml, why))
         kept = out
     if kept.any():  # the reference costs a pass over the crop: only when there is something to judge
-        reference = bone_reference_hu(hu, anatomy, kept, spacing, t.network_bone_depth_mm)
+        interior = bone_interior(anatomy, kept, spacing, t.network_bone_depth_mm)
+        reference = bone_reference_hu(hu, interior)
+        if reference is not None:
+            out, n = mark_sclerotic_rim(
+                hu, kept, interior, spacing, reference + t.network_blastic_contrast_hu, t.network_rim_mm
+            )
+            if n:
+                notes.append(
+                    f"{n * voxel_ml:.2f} mL of bone at least {t.network_blastic_contrast_hu:g} HU brighter than the "
+                    f"vertebral bodies' bone ({reference:.0f} HU), in or within {t.network_rim_mm:g} mm of a lytic "
+                    "piece, counted as blastic (a sclerotic rim)"
+                )
+            kept = out
         out, n = drop_faint_lesions(hu, kept, reference, t.network_lytic_contrast_hu, t.network_blastic_contrast_hu)
         if n:
             why = (
@@ -230,6 +275,30 @@ def refill_bone(anatomy: np.ndarray, holes: np.ndarray, spacing: tuple[float, ..
         sub[hole] = sub[tuple(i[hole] for i in near)]
 
 
+def upsample_argmax(probs: torch.Tensor, shape: tuple[int, int, int], slab: int = SLAB) -> np.ndarray:
+    """argmax over channels of (C, X, Y, Z) probabilities trilinearly resized to `shape` (voxel centres
+    kept, as `zoom_to`), computed a slab of output slices at a time so that memory stays bounded on
+    long scans: the fine slices a slab needs are resized in-plane, then each output slice blends its
+    two neighbours at its exact position (the same values as resizing the whole volume at once)."""
+    n_fine, n_out = probs.shape[3], shape[2]
+    ratio = n_fine / n_out
+    labels = np.zeros(shape, np.uint8)
+    step = max(1, int(slab / max(ratio, 1.0)))  # output slices per slab: about `slab` fine slices
+    for z0 in range(0, n_out, step):
+        z1 = min(z0 + step, n_out)
+        pos = ((torch.arange(z0, z1, dtype=torch.float64) + 0.5) * ratio - 0.5).clamp(0, n_fine - 1)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=n_fine - 1)
+        f0, f1 = int(lo[0]), int(hi[-1]) + 1
+        planes = probs[..., f0:f1].permute(3, 0, 1, 2)  # (slices, C, X, Y)
+        planes = F.interpolate(planes, size=shape[:2], mode="bilinear", align_corners=False)
+        for k in range(z1 - z0):
+            w = float(pos[k] - lo[k])
+            mixed = planes[int(lo[k]) - f0] * (1.0 - w) + planes[int(hi[k]) - f0] * w
+            labels[..., z0 + k] = mixed.argmax(0).to(torch.uint8).cpu().numpy()
+    return labels
+
+
 def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = None) -> Segmentation:
     """Anatomy and lesion maps of a canonical CT, with the lesion checks of `lesion` (configs/sins.yaml;
     none when None): on thick-slice scans (largest over smallest voxel side at least
@@ -259,20 +328,7 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     sub = image[(slice(None), *crop)]
     fine_shape = grid_shape(tuple(sub.shape[1:]), spacing, card.spacing_mm)
     probs = _predict(model, zoom_to(sub, fine_shape))
-    # back onto the CT grid, a slab at a time (argmax of the upsampled probabilities)
-    out_shape = tuple(sub.shape[1:])
-    labels = np.zeros(out_shape, np.uint8)
-    ratio = fine_shape[2] / out_shape[2]
-    for z0 in range(0, out_shape[2], SLAB):
-        z1 = min(z0 + SLAB, out_shape[2])
-        f0 = max(int(np.floor(z0 * ratio)) - 2, 0)
-        f1 = min(int(np.ceil(z1 * ratio)) + 2, fine_shape[2])
-        # upsample the fine slab [f0, f1) to the output slab it covers, then cut [z0, z1)
-        c0, c1 = f0 / ratio, f1 / ratio
-        n_out = max(1, round(c1 - c0))
-        up = zoom_to(probs[..., f0:f1], (out_shape[0], out_shape[1], n_out))
-        start = round(z0 - c0)
-        labels[..., z0:z1] = up[..., start : start + (z1 - z0)].argmax(0).to(torch.uint8).cpu().numpy()
+    labels = upsample_argmax(probs, tuple(sub.shape[1:]))  # back onto the CT grid
     timings["segment"] = time.perf_counter() - t1
     full = np.zeros(ct.shape, np.uint8)
     full[crop] = labels
@@ -282,5 +338,6 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
         found = lesions[crop]
         kept, notes = check_lesions(ct.array[crop], anatomy[crop], found, spacing, lesion)
         refill_bone(anatomy[crop], (found > 0) & (kept == 0), spacing)
+        anatomy[crop][(found == 0) & (kept > 0)] = 0  # bone made lesion (a sclerotic rim)
         lesions[crop] = kept
     return Segmentation(anatomy, lesions, crop, timings, tuple(notes))  # type: ignore[arg-type]
