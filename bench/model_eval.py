@@ -187,9 +187,10 @@ def main() -> None:
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--out", default="bench/results/model_eval.json")
     ap.add_argument("--write-card", action="store_true", help="store the figures as `metrics` in the model card")
+    ap.add_argument("--config", help="an overlay of configs/sins.yaml (as `sins analyze --config`)")
     ap.add_argument("--no-real", action="store_true", help="phantoms only (a development set of seeds, say)")
     args = ap.parse_args()
-    cfg = load_sins_config()
+    cfg = load_sins_config(args.config)
     model = load_model(args.model, torch.device("cpu"))
     rows = []
     for seed in range(args.seed, args.seed + args.n):
@@ -200,7 +201,8 @@ def main() -> None:
         )
     result = {
         "what": "shipped model on hold-out phantoms and real scans, issue #4",
-        "command": f"python bench/model_eval.py --n {args.n} --seed {args.seed}",
+        "command": f"python bench/model_eval.py --n {args.n} --seed {args.seed}"
+        + (f" --config {args.config}" if args.config else ""),
         "version": __version__,
         "model": model.card.name,
         "model_sha256": model.card.sha256,

@@ -292,10 +292,11 @@ def upsample_argmax(probs: torch.Tensor, shape: tuple[int, int, int], slab: int 
         f0, f1 = int(lo[0]), int(hi[-1]) + 1
         planes = probs[..., f0:f1].permute(3, 0, 1, 2)  # (slices, C, X, Y)
         planes = F.interpolate(planes, size=shape[:2], mode="bilinear", align_corners=False)
+        out = torch.empty((z1 - z0, *shape[:2]), dtype=torch.uint8, device=probs.device)
         for k in range(z1 - z0):
             w = float(pos[k] - lo[k])
-            mixed = planes[int(lo[k]) - f0] * (1.0 - w) + planes[int(hi[k]) - f0] * w
-            labels[..., z0 + k] = mixed.argmax(0).to(torch.uint8).cpu().numpy()
+            out[k] = (planes[int(lo[k]) - f0] * (1.0 - w) + planes[int(hi[k]) - f0] * w).argmax(0)
+        labels[..., z0:z1] = out.permute(1, 2, 0).cpu().numpy()  # one copy per slab off a GPU
     return labels
 
 
