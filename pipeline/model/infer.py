@@ -165,9 +165,7 @@ def mark_sclerotic_rim(
         return lesions, 0
     idx = np.nonzero(lytic)
     grow = [int(np.ceil(rim_mm / s)) for s in spacing]
-    box = tuple(
-        slice(max(int(i.min()) - g, 0), int(i.max()) + g + 1) for i, g in zip(idx, grow, strict=True)
-    )  # fmt: skip
+    box = tuple(slice(max(int(i.min()) - g, 0), int(i.max()) + g + 1) for i, g in zip(idx, grow, strict=True))
     near = ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm
     rim = near & interior[box] & (hu[box] >= threshold_hu) & (lesions[box] != Lesion.BLASTIC)
     n = int(np.count_nonzero(rim))
