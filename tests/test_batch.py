@@ -9,6 +9,7 @@ same per-case `sins.json` byte for byte once the timings are removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -299,6 +300,40 @@ def test_a_dead_worker_costs_one_case(capsys: pytest.CaptureFixture[str], data: 
     assert len(rows) == 6 and len(failed) == 1, rows
     assert re.fullmatch(r"worker process died \(exit code -9\) while processing this case", *failed.values())
     assert len(case_dirs(out)) == 5 and not (out / ".sins-staging").exists()
+
+
+def test_a_worker_killed_at_start_up_stops_nothing(
+    capsys: pytest.CaptureFixture[str], data: Path, tmp_path: Path
+) -> None:
+    """A worker killed early (starting, or waiting for or reading a case: with a queue shared by the
+    workers it could take the queue's lock with it and stop the others for good) costs at most the
+    case it had taken; the others are scored."""
+    import threading
+
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "run"
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for child in psutil.Process().children():
+                with contextlib.suppress(psutil.Error):
+                    if "spawn_main" in " ".join(child.cmdline()):
+                        time.sleep(0.3)  # started: importing, or waiting for its first case
+                        child.kill()
+                        killed.append(child.pid)
+                        return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    code, stdout, _ = run(capsys, "--manifest", data / "many.csv", "--out", out, "--workers", 2, "--quiet")
+    killer.join()
+    rows = read_rows(out / "cases.csv")
+    failed = [r["error"] for r in rows.values() if r["status"] != "ok"]
+    assert killed and len(rows) == 6 and code == (4 if failed else 0), stdout
+    assert len(failed) <= 1 and all(e.startswith("worker process died") for e in failed), rows  # at most its case
 
 
 def test_dask_cluster_matches_local(

@@ -1,19 +1,27 @@
 """Running cases on this machine: in the batch process itself (`--workers 1`) or in N worker processes.
 
-Worker processes are started with `spawn` (safe with threads and CUDA), take cases from a shared
-queue one at a time (plus the one they read ahead), and load the network once each. A worker that
-dies (killed, out of memory) costs only the case it was processing, which becomes an error row; the
-case it had read ahead goes back to the queue and a new worker takes its place.
+Worker processes are started with `spawn` (safe with threads and CUDA) and load the network once each.
+Each has its own two pipes: the batch process sends it a case at a time (the one it processes and the
+one it reads meanwhile) and it sends back each case's outcome. Nothing is shared between workers, so
+a worker killed mid-read or mid-write (out of memory, SIGKILL) cannot leave a lock held that stops the
+others (a shared `multiprocessing.Queue` can). A dead worker costs only the case it was processing,
+which becomes an error row (none if it died before taking one); the cases it had been sent and not
+finished go to another worker, and a new worker takes its place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
-import queue
+import pickle
 import signal
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from .cases import CaseTask
@@ -21,6 +29,10 @@ from .worker import CaseOutcome, WorkerContext, run_stream
 
 #: Seconds between checks that the workers (and, in a worker, the batch process) are alive.
 POLL_S = 0.5
+#: What reading from the pipe of a worker that died (mid-message, say) can raise.
+_BROKEN = (EOFError, OSError, pickle.UnpicklingError)
+#: Cases sent to a worker at a time: the one it processes and the one it reads meanwhile.
+PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -40,25 +52,46 @@ class InProcess:
         yield from run_stream(tasks, ctx, out)
 
 
-def _queue_tasks(task_q, result_q, parent: int) -> Iterator[CaseTask]:
-    """Tasks from the shared queue until the end marker, or until the batch process is gone."""
+def _pipe_tasks(conn: Connection, parent: int, took: Callable[[str], None]) -> Iterator[CaseTask]:
+    """Tasks the batch process sends this worker (each reported with `took` as it is taken), until the
+    end marker or until the batch process is gone."""
     while True:
-        try:
-            task = task_q.get(timeout=POLL_S)
-        except queue.Empty:
+        if not conn.poll(POLL_S):
             if os.getppid() != parent:
                 return
             continue
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
         if task is None:
             return
-        result_q.put(("took", task.case_id, os.getpid()))
+        took(task.case_id)
         yield task
 
 
-def _worker_main(task_q, result_q, ctx: WorkerContext, out: str, parent: int) -> None:
+def _worker_main(tasks: Connection, results: Connection, ctx: WorkerContext, out: str, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the batch process decides
-    for outcome in run_stream(_queue_tasks(task_q, result_q, parent), ctx, Path(out)):
-        result_q.put(("done", outcome, os.getpid()))
+    lock = threading.Lock()  # the reader thread reports "took", this one "done"
+
+    def report(kind: str, payload: object) -> None:
+        with lock:
+            results.send((kind, payload))
+
+    for outcome in run_stream(_pipe_tasks(tasks, parent, lambda case_id: report("took", case_id)), ctx, Path(out)):
+        report("done", outcome)
+
+
+@dataclass
+class _Worker:
+    """A worker process and its two pipes (the batch process's ends), with the cases sent to it and
+    those it has taken, not yet reported, in order: the first taken is the one it is processing."""
+
+    process: BaseProcess
+    tasks: Connection
+    results: Connection
+    assigned: list[str] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,32 +113,45 @@ class Processes:
         if not tasks:
             return
         spawn = mp.get_context("spawn")
-        task_q, result_q = spawn.Queue(), spawn.Queue()
         by_id = {t.case_id: t for t in tasks}
-        for task in tasks:
-            task_q.put(task)
+        todo = deque(tasks)
+        pending = set(by_id)
         if ctx.torch_threads is None:
             ctx = WorkerContext(**{**ctx.__dict__, "torch_threads": max(1, (os.cpu_count() or 1) // self.workers)})
-        procs: dict[int, mp.process.BaseProcess] = {}
-        held: dict[int, list[str]] = {}  # cases a worker took and has not reported
-        pending = set(by_id)
+        workers: list[_Worker] = []
         restarts = len(tasks)
 
+        def feed(w: _Worker) -> None:
+            """Keep a worker supplied: the case it processes and the one it reads meanwhile."""
+            while todo and len(w.assigned) < PER_WORKER:
+                task = todo.popleft()
+                try:
+                    w.tasks.send(task)
+                except OSError:  # it has just died: the task waits for another worker
+                    todo.appendleft(task)
+                    return
+                w.assigned.append(task.case_id)
+
         def start() -> None:
+            task_r, task_w = spawn.Pipe(duplex=False)
+            result_r, result_w = spawn.Pipe(duplex=False)
             p = spawn.Process(
-                target=_worker_main, args=(task_q, result_q, ctx, str(out), os.getpid()), name="sins-batch-worker"
+                target=_worker_main, args=(task_r, result_w, ctx, str(out), os.getpid()), name="sins-batch-worker"
             )
             p.start()
-            procs[p.pid] = p  # type: ignore[index]
-            held[p.pid] = []  # type: ignore[index]
+            task_r.close()  # the worker's ends: closed here, so that its death reads as end of file
+            result_w.close()
+            workers.append(_Worker(p, task_w, result_r))
+            feed(workers[-1])
 
-        def handle(msg: tuple) -> CaseOutcome | None:
-            kind, payload, pid = msg
+        def receive(w: _Worker) -> CaseOutcome | None:
+            kind, payload = w.results.recv()
             if kind == "took":
-                held.setdefault(pid, []).append(payload)
+                w.taken.append(payload)
                 return None
-            if payload.case_id in held.get(pid, []):
-                held[pid].remove(payload.case_id)
+            for held in (w.assigned, w.taken):
+                if payload.case_id in held:
+                    held.remove(payload.case_id)
             pending.discard(payload.case_id)
             return payload
 
@@ -113,45 +159,53 @@ class Processes:
             for _ in range(min(self.workers, len(tasks))):
                 start()
             while pending:
-                try:
-                    outcome = handle(result_q.get(timeout=POLL_S))
-                except queue.Empty:
-                    outcome = None
-                if outcome is not None:
-                    yield outcome
-                    continue
-                for pid, p in list(procs.items()):
-                    if p.is_alive():
-                        continue
+                ready = set(wait([w.results for w in workers], timeout=POLL_S))
+                for w in workers:
+                    if w.results in ready:
+                        try:
+                            outcome = receive(w)
+                        except _BROKEN:  # it died: seen below
+                            continue
+                        if outcome is not None:
+                            feed(w)
+                            yield outcome
+                for w in [w for w in workers if not w.process.is_alive()]:
                     while True:  # what it managed to report before it died
                         try:
-                            late = handle(result_q.get_nowait())
-                        except queue.Empty:
+                            if not w.results.poll():
+                                break
+                            late = receive(w)
+                        except _BROKEN:
                             break
                         if late is not None:
                             yield late
-                    lost = [c for c in held.pop(pid, []) if c in pending]
-                    del procs[pid]
+                    workers.remove(w)
+                    w.tasks.close()
+                    w.results.close()
+                    lost = [c for c in w.taken if c in pending][:1]  # the case it was processing
                     if lost:
                         pending.discard(lost[0])
-                        reason = f"worker process died (exit code {p.exitcode}) while processing this case"
+                        reason = f"worker process died (exit code {w.process.exitcode}) while processing this case"
                         yield CaseOutcome(lost[0], False, reason, 0.0, "", 0.0)
-                        for case_id in lost[1:]:
-                            task_q.put(by_id[case_id])
-                    if pending and restarts > 0 and len(procs) < self.workers:
+                    again = [c for c in w.assigned if c in pending]  # read ahead, or never taken
+                    todo.extendleft(by_id[c] for c in reversed(again))
+                    if pending and restarts > 0 and len(workers) < self.workers:
                         restarts -= 1
                         start()
-                if pending and not procs:
+                    for other in workers:
+                        feed(other)
+                if pending and not workers:
                     for case_id in sorted(pending):
                         yield CaseOutcome(case_id, False, "no worker process left to run it", 0.0, "", 0.0)
                     return
         finally:
-            for _ in procs:
-                task_q.put(None)
-            for p in procs.values():
-                p.join(timeout=5 if not pending else 0.1)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(timeout=5)
-            task_q.cancel_join_thread()
-            result_q.cancel_join_thread()
+            for w in workers:
+                with contextlib.suppress(OSError):  # one that died meanwhile
+                    w.tasks.send(None)
+            for w in workers:
+                w.process.join(timeout=5 if not pending else 0.1)
+                if w.process.is_alive():
+                    w.process.terminate()
+                    w.process.join(timeout=5)
+                w.tasks.close()
+                w.results.close()
