@@ -87,6 +87,14 @@ def phantom_case(seed: int, model, cfg) -> dict:
     return row
 
 
+def reported_dice(scored, ref: np.ndarray) -> float | None:
+    """Dice of the vertebrae the case reports (the named instances, after the instance rules have left
+    out fragments and non-vertebrae) against all reference vertebrae. `dice_all_vertebrae` is the raw
+    network mask's."""
+    named = np.isin(scored.labels.instances, list(scored.instance_levels))
+    return dice(named, np.isin(ref, list(TOTALSEG_IDS.values())))
+
+
 def real_cases(model, cfg) -> dict:
     out: dict = {}
     folder = REAL / "ts_abdomen_3mm"
@@ -107,6 +115,7 @@ def real_cases(model, cfg) -> dict:
         for inst, level in scored.instance_levels.items():
             if level in TOTALSEG_IDS:
                 per_level[level] = dice(scored.labels.instances == inst, ref == TOTALSEG_IDS[level])
+        out["ts_abdomen_3mm"]["dice_reported_vertebrae"] = reported_dice(scored, ref)
         out["ts_abdomen_3mm"].update(
             levels=[lv.level for lv in scored.case.levels],
             complete={lv.level: lv.complete for lv in scored.case.levels},
@@ -132,6 +141,7 @@ def real_cases(model, cfg) -> dict:
             lowest = max((TOTALSEG_NAMES[i] for i in np.unique(ref) if i in TOTALSEG_NAMES), key=level_index)
             entry["override"] = f"--lowest-level {lowest}"
             scored = analyze_labels(labels, cfg, "ts_dicom", info, override=LevelOverride(lowest_level=lowest))
+        entry["dice_reported_vertebrae"] = reported_dice(scored, ref)
         entry.update(
             levels=[lv.level for lv in scored.case.levels],
             reference_levels=sorted(
