@@ -85,6 +85,7 @@ class InstanceSettings:
     crop_margin_mm: float
     rib_contact_mm: float
     min_contact_ml: float
+    min_rib_piece_ml: float
 
 
 @dataclass(frozen=True)

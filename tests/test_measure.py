@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.analyze import AnalyzeRequest, analyze_case, analyze_labels
-from pipeline.anatomy import Anatomy
+from pipeline.anatomy import VERSE_IDS, Anatomy
 from pipeline.clinical import ClinicalInfo, LevelOverride
 from pipeline.config import load_sins_config
 from pipeline.errors import CaseError
@@ -191,6 +191,21 @@ def _fake(n: int, ribs=(), sacrum: int | None = None, ring: bool = False) -> lis
             )
         )  # fmt: skip
     return out
+
+
+def test_a_fleck_of_rib_by_a_lumbar_vertebra_does_not_move_t12(pathology_case):
+    """A fleck the network calls rib beside L2's transverse process (0.125 mL, in contact: in a hold-out
+    phantom such a fleck named the levels two too low) does not make L2 the last rib-bearing vertebra."""
+    truth = {lv.level: lv for lv in pathology_case.truth.levels}
+    anatomy = to_canonical(pathology_case.anatomy)
+    arr = anatomy.array.copy()
+    l2 = np.argwhere(to_canonical(pathology_case.instances).array == VERSE_IDS["L2"])
+    pe = np.argwhere((arr == Anatomy.POSTERIOR_ELEMENTS) & np.isin(np.arange(arr.shape[2]), l2[:, 2])[None, None])
+    tip = pe[np.argmax(pe[:, 0])]  # the outermost posterior-element voxel at L2's height: a transverse process
+    arr[tip[0] + 1 : tip[0] + 6, tip[1] - 2 : tip[1] + 3, tip[2] - 2 : tip[2] + 3] = Anatomy.RIB  # 0.125 mL
+    labels = labels_from_opensins(anatomy.with_array(arr), to_canonical(pathology_case.lesions), CFG)
+    scored = analyze_labels(labels, CFG, "fleck", pathology_case.truth.input, ClinicalInfo("fleck", {}))
+    assert [lv.level for lv in scored.case.levels] == list(truth)
 
 
 def test_naming_from_sacrum_and_last_rib():

@@ -75,9 +75,10 @@ def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reac
     return out
 
 
-def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, reach_mm: float):
-    """Per rib piece: (piece id, contact voxel counts per instance, the instance whose body centroid
-    lies nearest, in the axial plane, to one of the piece's contact voxels)."""
+def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, reach_mm: float, min_ml: float = 0.0):
+    """Per rib piece of at least `min_ml` (near the spine): (piece id, contact voxel counts per
+    instance, the instance whose body centroid lies nearest, in the axial plane, to one of the piece's
+    contact voxels)."""
     inst = labels.instances
     if not ribs.any() or not inst.any():
         return []
@@ -91,6 +92,8 @@ def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, 
     dist, near = ndimage.distance_transform_edt(src == 0, sampling=spacing, return_indices=True)
     close = tgt & (dist <= reach_mm)
     pieces = cc3d.connected_components(tgt, connectivity=26)
+    big = np.bincount(pieces.ravel()) * labels.voxel_ml >= min_ml
+    close &= big[pieces]
     owner = src[tuple(i[close] for i in near)]
     where = np.argwhere(close)
     n_inst = int(inst.max()) + 1
@@ -128,7 +131,8 @@ def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMask
     # costovertebral joint; a low rib may also brush the transverse process of the vertebra below,
     # but farther from that vertebra's midline)
     rib_ml = np.zeros(n_inst)
-    for _piece, counts, nearest in _rib_contacts(labels, anat == Anatomy.RIB, body_inst, ic.rib_contact_mm):
+    rib_pieces = _rib_contacts(labels, anat == Anatomy.RIB, body_inst, ic.rib_contact_mm, ic.min_rib_piece_ml)
+    for _piece, counts, nearest in rib_pieces:
         rib_ml[nearest] += counts[nearest] * voxel_ml
     sacrum_ml = np.zeros(n_inst)
     for counts in _contacts(labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm).values():
