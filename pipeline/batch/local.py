@@ -62,7 +62,7 @@ def _pipe_tasks(conn: Connection, parent: int, took: Callable[[str], None]) -> I
             continue
         try:
             task = conn.recv()
-        except (EOFError, OSError):
+        except _BROKEN:  # the batch process died mid-message
             return
         if task is None:
             return

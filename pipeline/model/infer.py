@@ -20,6 +20,7 @@ from scipy import ndimage
 from ..anatomy import Anatomy, Lesion
 from ..config import LesionThresholds
 from ..errors import CaseError
+from ..spine.labels import bounding_box
 from ..volume import Volume
 from .card import Intensity, LoadedModel
 from .classes import SPINE_CHANNELS, from_prediction
@@ -163,9 +164,8 @@ def mark_sclerotic_rim(
     lytic = lesions == Lesion.LYTIC
     if rim_mm <= 0 or not lytic.any():
         return lesions, 0
-    idx = np.nonzero(lytic)
-    grow = [int(np.ceil(rim_mm / s)) for s in spacing]
-    box = tuple(slice(max(int(i.min()) - g, 0), int(i.max()) + g + 1) for i, g in zip(idx, grow, strict=True))
+    box = bounding_box(lytic, np.ceil(rim_mm / np.asarray(spacing, float)).astype(int))
+    assert box is not None
     near = ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm
     rim = near & interior[box] & (hu[box] >= threshold_hu) & (lesions[box] != Lesion.BLASTIC)
     n = int(np.count_nonzero(rim))
