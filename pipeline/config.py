@@ -81,6 +81,9 @@ class InstanceSettings:
     split_erosion_mm: tuple[float, ...]
     split_min_share: float
     split_max_angle_deg: float
+    disc_cut_disc_ml: float
+    disc_cut_min_ml: float
+    disc_cut_min_share: float
     lesion_attach_mm: float
     crop_margin_mm: float
     rib_contact_mm: float

@@ -22,7 +22,13 @@ from pipeline.phantom import (
     TranslationSpec,
     generate,
 )
-from pipeline.spine.labels import attach_lesions, labels_from_opensins, separate_vertebrae, split_touching_bodies
+from pipeline.spine.labels import (
+    attach_lesions,
+    labels_from_opensins,
+    separate_vertebrae,
+    split_at_discs,
+    split_touching_bodies,
+)
 from pipeline.spine.naming import column, name_levels
 from pipeline.spine.vertebrae import VertebraMasks
 from pipeline.volume import to_canonical
@@ -282,6 +288,34 @@ def test_a_crushed_body_is_not_split_side_by_side():
     bodies[5:55, 10:30, 2:9] = 3  # and below
     _, n = split_touching_bodies(bodies, (1.0, 1.0, 1.0), CFG)
     assert n == 0
+
+
+def test_bodies_joined_around_a_partial_disc_are_cut_along_it():
+    """A short scan (a slab as in ts_dicom_thoracolumbar): two bodies joined around a disc the
+    network drew only in part, at the top of the image; the cut follows the disc's plane."""
+    anatomy = np.zeros((40, 40, 30), np.uint8)
+    anatomy[5:35, 5:35, 0:30] = Anatomy.VERTEBRAL_BODY  # one piece from the image's bottom to its top
+    anatomy[8:32, 8:26, 20:24] = Anatomy.DISC  # the disc, drawn only anteriorly: bone joins behind it
+    anatomy[5:35, 5:35, 0:2] = 0  # ... the lower end plate of the lower body, then air
+    anatomy[15:25, 36:40, 0:30] = Anatomy.SPINAL_CANAL
+    instances, notes = separate_vertebrae(anatomy, (1.0, 1.0, 2.0), CFG)
+    assert len(np.unique(instances[instances > 0])) == 2
+    assert instances[20, 20, 10] != instances[20, 20, 27]
+    assert any("cut along the disc's plane" in n for n in notes)
+    # each side is one body: the cut is at the disc's mid-plane (z 21.5 in voxels)
+    assert len(np.unique(instances[..., :22][instances[..., :22] > 0])) == 1
+    assert len(np.unique(instances[..., 22:][instances[..., 22:] > 0])) == 1
+
+
+def test_a_disc_at_a_body_end_cuts_nothing():
+    bodies = np.zeros((40, 40, 40), np.int32)
+    bodies[5:35, 5:35, 10:30] = 1
+    disc = np.zeros(bodies.shape, bool)
+    disc[5:35, 5:35, 30:34] = True  # the disc above it, end plate to end plate
+    bodies[5:8, 5:35, 30:33] = 1  # the end plate's rim reaching past the disc's mid-plane at one edge
+    disc[5:8, 5:35, 30:33] = False
+    out, n = split_at_discs(bodies, disc, (1.0, 1.0, 1.0), CFG)
+    assert n == 0 and (out == bodies).all()
 
 
 def test_lesion_outside_bone_joins_the_nearest_bone():

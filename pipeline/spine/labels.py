@@ -203,6 +203,54 @@ def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple
     return out, n_split
 
 
+def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, int]:
+    """Cut body components that hold two bodies on both sides of a labelled disc (a disc drawn only
+    in part, the bodies joined around it: thin or tilted slices, degenerate discs).
+
+    Each disc piece of at least `disc_cut_disc_ml` is fitted with a plane (centroid, least-variance
+    axis); a body component it touches is cut along that plane when the plane lies across the spine
+    (within `split_max_angle_deg` of its axis) and each side holds at least `disc_cut_min_ml` and
+    `disc_cut_min_share` of the component. Returns the relabelled map and the number of cuts.
+    """
+    ic = cfg.instances
+    spacing = np.asarray(spacing, float)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    pieces = cc3d.connected_components(disc, connectivity=26)
+    sizes = np.bincount(pieces.ravel())
+    out = bodies.copy()
+    boxes = {i: sl for i, sl in enumerate(ndimage.find_objects(bodies), start=1) if sl is not None}
+    labels = list(boxes)
+    if not labels:
+        return out, 0
+    centres = centroids(bodies, labels) * spacing
+    next_id = int(bodies.max()) + 1
+    n_cut = 0
+    for p, sl in enumerate(ndimage.find_objects(pieces), start=1):
+        if sl is None or sizes[p] * voxel_ml < ic.disc_cut_disc_ml:
+            continue
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        piece = pieces[box] == p
+        touched = np.unique(out[box][ndimage.binary_dilation(piece) & (out[box] > 0)])
+        offset = np.array([s.start for s in box])
+        world = (np.argwhere(piece) + offset) * spacing
+        centre = world.mean(axis=0)
+        normal = np.linalg.eigh(np.cov((world - centre).T))[1][:, 0]
+        for label in touched.tolist():
+            comp_box = boxes[label]
+            where = np.argwhere(out[comp_box] == label) + np.array([s.start for s in comp_box])
+            side = (where * spacing - centre) @ normal > 0
+            small = min(int(side.sum()), int((~side).sum()))
+            k = labels.index(label) if label in labels else None
+            axis = _spine_axis_near(centres, k) if k is not None else np.array([0.0, 0.0, 1.0])
+            across = abs(float(np.dot(normal, axis))) >= np.cos(np.radians(ic.split_max_angle_deg))
+            if across and small * voxel_ml >= ic.disc_cut_min_ml and small >= ic.disc_cut_min_share * side.size:
+                out[tuple(where[side].T)] = next_id
+                boxes[next_id] = comp_box
+                next_id += 1
+                n_cut += 1
+    return out, n_cut
+
+
 def _drop_small_bodies(comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, share: float) -> tuple[np.ndarray, int]:
     """Body components (ids `keep`) at least `share` of the median body (of those at least a quarter
     of the largest), or cut by the image border (a vertebra partly in view); and how many were not."""
@@ -269,6 +317,9 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
     markers, n_split = split_touching_bodies(markers, spacing, cfg)
     if n_split:
         notes.append(f"{n_split} pair(s) of touching vertebral bodies separated at their narrowest contact")
+    markers, n_cut = split_at_discs(markers, anatomy == Anatomy.DISC, spacing, cfg)
+    if n_cut:
+        notes.append(f"{n_cut} pair(s) of vertebral bodies joined around a disc cut along the disc's plane")
     keep = np.arange(1, int(markers.max()) + 1)
     bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
     box = bounding_box(bone, 1)
