@@ -12,12 +12,12 @@ import torch
 from scipy import ndimage
 
 from pipeline.config import CONFIG_DIR
-from pipeline.errors import ModelError
+from pipeline.errors import ConfigError, ModelError
 from pipeline.model.card import DEFAULT_MODEL_DIR, file_sha256, load_model, read_card
 from pipeline.model.classes import CHANNELS, from_prediction, to_target
 from pipeline.model.infer import segment
 from pipeline.model.network import resolve_device
-from pipeline.model.train import load_train_config, train
+from pipeline.model.train import Sample, _lesion_centre, _pieces, load_train_config, train
 
 TINY = Path(__file__).parent / "data" / "train_tiny.yaml"
 
@@ -126,6 +126,31 @@ def test_recipe_config_is_valid() -> None:
     cfg = load_train_config(CONFIG_DIR / "train.yaml")
     assert cfg.patch == (64, 64, 64) and cfg.spacing_mm > 0
     assert DEFAULT_MODEL_DIR.name == cfg.name
+
+
+def test_lesion_patches_centre_on_pieces_uniformly() -> None:
+    """`lesion_centre: piece`: a 3-voxel posterior lesion is a patch centre as often as a 1000-voxel
+    body lesion (with "voxel" it would be 3 times in 1003)."""
+    target = np.zeros((30, 30, 30), np.uint8)
+    target[2:12, 2:12, 2:12] = 8
+    target[25, 25, 24:27] = 9
+    mask = target >= 8
+    voxels = np.argwhere(mask)
+    pieces = _pieces(mask, voxels)
+    assert sorted(len(p) for p in pieces) == [3, 1000]
+    sample = Sample(np.zeros(target.shape, np.float32), target, voxels, voxels, lesion_pieces=pieces)
+    rng = np.random.default_rng(0)
+    small = [_lesion_centre(sample, rng, "piece")[0] == 25 for _ in range(2000)]
+    assert 0.45 < np.mean(small) < 0.55
+    small = [_lesion_centre(sample, rng, "voxel")[0] == 25 for _ in range(2000)]
+    assert np.mean(small) < 0.02
+
+
+def test_unknown_lesion_centre_is_a_config_error(tmp_path: Path) -> None:
+    text = (CONFIG_DIR / "train.yaml").read_text().replace("lesion_centre: piece", "lesion_centre: pieces")
+    (tmp_path / "train.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="lesion_centre"):
+        load_train_config(tmp_path / "train.yaml")
 
 
 def test_real_training_targets_mark_the_unknown() -> None:

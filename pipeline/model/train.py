@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cc3d
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from monai.losses import MaskedDiceLoss
 from scipy import ndimage
 
 from ..config import load_config_file
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..phantom import generate, random_spec
 from ..volume import to_canonical
 from .card import Intensity, ModelCard, load_model, write_model
@@ -56,6 +57,14 @@ class DataSettings:
     # the rest padded as at inference (air, left out of the loss).
     slab_share: float = 0.0
     slab_mm: tuple[float, ...] = (20.0, 60.0)
+    # How a lesion patch picks its centre: "voxel" (any lesion voxel: big body lesions dominate) or
+    # "piece" (a lesion piece first, uniformly, then a voxel of it: small posterior-element lesions
+    # are centred as often as body lesions).
+    lesion_centre: str = "voxel"
+
+    def __post_init__(self) -> None:
+        if self.lesion_centre not in ("voxel", "piece"):
+            raise ConfigError(f"data.lesion_centre must be 'voxel' or 'piece', not {self.lesion_centre!r}")
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ class Sample:
     spine_voxels: np.ndarray
     real: bool = False
     spacing_mm: float = 1.5
+    lesion_pieces: tuple[np.ndarray, ...] = ()  # rows of lesion_voxels, one array per connected piece
 
 
 def _draw(seed: int, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -181,7 +191,8 @@ def load_sample(path: Path, cfg: TrainConfig, coarse: bool) -> Sample:
         factor = cfg.spacing_mm / cfg.coarse_spacing_mm
         image = ndimage.zoom(image, factor, order=1)
         target = ndimage.zoom(target, factor, order=0)
-    lesion = np.argwhere((target >= 8) & (target != IGNORE))
+    lesion_mask = (target >= LYTIC_CHANNEL) & (target != IGNORE)
+    lesion = np.argwhere(lesion_mask)
     spine = np.argwhere(np.isin(target, SPINE_CHANNELS))
     return Sample(
         image.astype(np.float32),
@@ -190,14 +201,31 @@ def load_sample(path: Path, cfg: TrainConfig, coarse: bool) -> Sample:
         spine[:: max(1, len(spine) // 20000)],
         real=path.name.startswith("real_"),
         spacing_mm=cfg.coarse_spacing_mm if coarse else cfg.spacing_mm,
+        lesion_pieces=_pieces(lesion_mask, lesion),
     )
+
+
+def _pieces(mask: np.ndarray, voxels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows of `voxels` (argwhere of `mask`, C order) grouped by connected piece (26-connected)."""
+    if not len(voxels):
+        return ()
+    ids = cc3d.connected_components(mask, connectivity=26)[tuple(voxels.T)]
+    order = np.argsort(ids, kind="stable")
+    return tuple(np.split(order, np.flatnonzero(np.diff(ids[order])) + 1))
+
+
+def _lesion_centre(sample: Sample, rng: np.random.Generator, how: str) -> np.ndarray:
+    if how == "piece" and sample.lesion_pieces:
+        rows = sample.lesion_pieces[int(rng.integers(len(sample.lesion_pieces)))]
+        return sample.lesion_voxels[rows[rng.integers(len(rows))]]
+    return sample.lesion_voxels[rng.integers(len(sample.lesion_voxels))]
 
 
 def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: DataSettings):
     """A patch centred on a lesion, on the spine, or anywhere (padded with background)."""
     r = rng.random()
     if len(sample.lesion_voxels) and r < d.lesion_share:
-        centre = sample.lesion_voxels[rng.integers(len(sample.lesion_voxels))]
+        centre = _lesion_centre(sample, rng, d.lesion_centre)
     elif len(sample.spine_voxels) and r < d.lesion_share + d.spine_share:
         centre = sample.spine_voxels[rng.integers(len(sample.spine_voxels))]
     else:
