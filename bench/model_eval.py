@@ -81,6 +81,11 @@ def phantom_case(seed: int, model, cfg) -> dict:
             r["type_equal"] = m.measurements.lesion_type == t.measurements.lesion_type
             r.update({f"{i}_equal": getattr(m.sins, i) == getattr(t.sins, i) for i in ITEMS})
             r["category_equal"] = m.sins.category == t.sins.category
+        if m is not None:  # lesion volume (mL) in the posterior elements, left and right: truth and found
+            r["posterolateral_ml"] = {
+                "truth": [t.measurements.posterolateral_left, t.measurements.posterolateral_right],
+                "found": [m.measurements.posterolateral_left, m.measurements.posterolateral_right],
+            }
         lesion_rows.append(r)
     row["lesion_levels"] = lesion_rows
     row["false_lesion_levels"] = [lv for lv, m in found.items() if m.lesion and not (lv in truth and truth[lv].lesion)]

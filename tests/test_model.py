@@ -147,7 +147,7 @@ def test_lesion_patches_centre_on_pieces_uniformly() -> None:
 
 
 def test_unknown_lesion_centre_is_a_config_error(tmp_path: Path) -> None:
-    text = (CONFIG_DIR / "train.yaml").read_text().replace("lesion_centre: piece", "lesion_centre: pieces")
+    text = (CONFIG_DIR / "train.yaml").read_text().replace("lesion_centre: voxel", "lesion_centre: voxels")
     (tmp_path / "train.yaml").write_text(text)
     with pytest.raises(ConfigError, match="lesion_centre"):
         load_train_config(tmp_path / "train.yaml")
