@@ -216,20 +216,20 @@ def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfi
     spacing = np.asarray(spacing, float)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     pieces = cc3d.connected_components(disc, connectivity=26)
-    sizes = np.bincount(pieces.ravel())
     out = bodies.copy()
     boxes = {i: sl for i, sl in enumerate(ndimage.find_objects(bodies), start=1) if sl is not None}
     labels = list(boxes)
-    if not labels:
-        return out, 0
-    centres = centroids(bodies, labels) * spacing
+    centres: np.ndarray | None = None  # the bodies' centroids (mm), for the spine's axis: only when needed
+    axes: dict[int, np.ndarray] = {}
     next_id = int(bodies.max()) + 1
     n_cut = 0
     for p, sl in enumerate(ndimage.find_objects(pieces), start=1):
-        if sl is None or sizes[p] * voxel_ml < ic.disc_cut_disc_ml:
+        if sl is None:
             continue
         box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
         piece = pieces[box] == p
+        if piece.sum() * voxel_ml < ic.disc_cut_disc_ml:
+            continue
         touched = np.unique(out[box][ndimage.binary_dilation(piece) & (out[box] > 0)])
         offset = np.array([s.start for s in box])
         world = (np.argwhere(piece) + offset) * spacing
@@ -240,12 +240,15 @@ def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfi
             where = np.argwhere(out[comp_box] == label) + np.array([s.start for s in comp_box])
             side = (where * spacing - centre) @ normal > 0
             small = min(int(side.sum()), int((~side).sum()))
-            k = labels.index(label) if label in labels else None
-            axis = _spine_axis_near(centres, k) if k is not None else np.array([0.0, 0.0, 1.0])
-            across = abs(float(np.dot(normal, axis))) >= np.cos(np.radians(ic.split_max_angle_deg))
-            if across and small * voxel_ml >= ic.disc_cut_min_ml and small >= ic.disc_cut_min_share * side.size:
+            if small * voxel_ml < ic.disc_cut_min_ml or small < ic.disc_cut_min_share * side.size:
+                continue
+            if label not in axes:
+                if centres is None:
+                    centres = centroids(bodies, labels) * spacing
+                axes[label] = _spine_axis_near(centres, labels.index(label))
+            if abs(float(np.dot(normal, axes[label]))) >= np.cos(np.radians(ic.split_max_angle_deg)):
                 out[tuple(where[side].T)] = next_id
-                boxes[next_id] = comp_box
+                boxes[next_id], axes[next_id] = comp_box, axes[label]  # a cut-off piece keeps its body's axis
                 next_id += 1
                 n_cut += 1
     return out, n_cut
