@@ -301,7 +301,7 @@ def test_bodies_joined_around_a_partial_disc_are_cut_along_it():
     instances, notes = separate_vertebrae(anatomy, (1.0, 1.0, 2.0), CFG)
     assert len(np.unique(instances[instances > 0])) == 2
     assert instances[20, 20, 10] != instances[20, 20, 27]
-    assert any("cut along the disc's plane" in n for n in notes)
+    assert any("joined around a partly drawn disc separated along its plane" in n for n in notes)
     # each side is one body: the cut is at the disc's mid-plane (z 21.5 in voxels)
     assert len(np.unique(instances[..., :22][instances[..., :22] > 0])) == 1
     assert len(np.unique(instances[..., 22:][instances[..., 22:] > 0])) == 1

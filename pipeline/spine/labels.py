@@ -322,7 +322,7 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
         notes.append(f"{n_split} pair(s) of touching vertebral bodies separated at their narrowest contact")
     markers, n_cut = split_at_discs(markers, anatomy == Anatomy.DISC, spacing, cfg)
     if n_cut:
-        notes.append(f"{n_cut} pair(s) of vertebral bodies joined around a disc cut along the disc's plane")
+        notes.append(f"{n_cut} pair(s) of vertebral bodies joined around a partly drawn disc separated along its plane")
     keep = np.arange(1, int(markers.max()) + 1)
     bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
     box = bounding_box(bone, 1)
