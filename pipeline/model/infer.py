@@ -20,7 +20,7 @@ from scipy import ndimage
 from ..anatomy import Anatomy, Lesion
 from ..config import LesionThresholds
 from ..errors import CaseError
-from ..spine.labels import bounding_box
+from ..spine.labels import bounding_box, grown_pieces
 from ..volume import Volume
 from .card import Intensity, LoadedModel
 from .classes import SPINE_CHANNELS, from_prediction
@@ -118,11 +118,7 @@ def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray,
     comp = cc3d.connected_components(lesions > 0, connectivity=26)
     out = lesions.copy()
     dropped = 0
-    for label, box in enumerate(ndimage.find_objects(comp), start=1):
-        if box is None:
-            continue
-        grown = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
-        piece = comp[grown] == label
+    for _, grown, piece in grown_pieces(comp, 1):
         inner = ndimage.distance_transform_edt(np.pad(piece, 1))  # voxels to the nearest outside voxel
         if inner.max() < (min_voxels + 1) / 2:
             out[grown][piece] = 0
@@ -260,16 +256,12 @@ def refill_bone(anatomy: np.ndarray, holes: np.ndarray, spacing: tuple[float, ..
         return
     margin = [int(np.ceil(REFILL_MARGIN_MM / s)) for s in spacing]
     pieces = cc3d.connected_components(holes, connectivity=26)
-    for label, box in enumerate(ndimage.find_objects(pieces), start=1):
-        if box is None:
-            continue
-        grown = tuple(slice(max(b.start - m, 0), b.stop + m) for b, m in zip(box, margin, strict=True))
+    for _, grown, hole in grown_pieces(pieces, margin):
         sub = anatomy[grown]
         bone = (sub == Anatomy.VERTEBRAL_BODY) | (sub == Anatomy.POSTERIOR_ELEMENTS)
         if not bone.any():
             continue
         _, near = ndimage.distance_transform_edt(~bone, sampling=spacing, return_indices=True)
-        hole = pieces[grown] == label
         sub[hole] = sub[tuple(i[hole] for i in near)]
 
 

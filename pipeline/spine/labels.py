@@ -18,6 +18,7 @@ bone, a lesion growing out of the cortex) joins the nearest bone voxel within
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import cc3d
@@ -90,6 +91,23 @@ def bounding_box(mask: np.ndarray, margin: int | np.ndarray) -> tuple[slice, ...
         slice(max(int(i[0]) - m, 0), min(int(i[-1]) + m + 1, n))
         for i, m, n in zip(idx, margins, mask.shape, strict=True)
     )
+
+
+def grown_pieces(
+    labels: np.ndarray, margin: int | np.ndarray, objects: list | None = None
+) -> Iterator[tuple[int, tuple[slice, ...], np.ndarray]]:
+    """Each piece of a label map (ids 1..max): its id, its box grown by `margin` voxels (one for every
+    axis, or one per axis) and clipped to the array, and its mask in that box. `objects` is the map's
+    `ndimage.find_objects` when the caller has it already."""
+    margins = np.broadcast_to(np.asarray(margin, int), (labels.ndim,))
+    for label, box in enumerate(ndimage.find_objects(labels) if objects is None else objects, start=1):
+        if box is None:
+            continue
+        grown = tuple(
+            slice(max(b.start - int(m), 0), min(b.stop + int(m), n))
+            for b, m, n in zip(box, margins, labels.shape, strict=True)
+        )
+        yield label, grown, labels[grown] == label
 
 
 def centroids(labels: np.ndarray, ids) -> np.ndarray:
@@ -168,11 +186,7 @@ def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple
     if not labels:
         return out, 0
     centres = centroids(bodies, labels) * spacing
-    for k, label in enumerate(labels):
-        sl = objects[label - 1]
-        assert sl is not None
-        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
-        comp = bodies[box] == label
+    for k, (_, box, comp) in enumerate(grown_pieces(bodies, 1, objects)):  # k: index of the piece in `labels`
         size = int(comp.sum())
         depth = ndimage.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
         axis = _spine_axis_near(centres, k)
@@ -223,11 +237,7 @@ def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfi
     axes: dict[int, np.ndarray] = {}
     next_id = int(bodies.max()) + 1
     n_cut = 0
-    for p, sl in enumerate(ndimage.find_objects(pieces), start=1):
-        if sl is None:
-            continue
-        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
-        piece = pieces[box] == p
+    for _, box, piece in grown_pieces(pieces, 1):
         if piece.sum() * voxel_ml < ic.disc_cut_disc_ml:
             continue
         touched = np.unique(out[box][ndimage.binary_dilation(piece) & (out[box] > 0)])

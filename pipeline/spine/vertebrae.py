@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from ..anatomy import Anatomy
 from ..config import SinsConfig
-from .labels import SpineLabels, bounding_box, box_affine, centroids
+from .labels import SpineLabels, bounding_box, box_affine, centroids, grown_pieces
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,9 @@ def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMask
     for counts in _contacts(labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm).values():
         sacrum_ml += counts * voxel_ml
     canal_all = anat == Anatomy.SPINAL_CANAL
-    objects = ndimage.find_objects(inst)
     shape = inst.shape
     verts = []
-    for i, sl in enumerate(objects, start=1):
-        if sl is None:
-            continue
-        box = tuple(slice(max(s.start - 2, 0), min(s.stop + 2, n)) for s, n in zip(sl, shape, strict=True))
-        mine = inst[box] == i
+    for i, box, mine in grown_pieces(inst, 2):
         a = anat[box]
         body = mine & (a == Anatomy.VERTEBRAL_BODY)
         posterior = mine & (a != Anatomy.VERTEBRAL_BODY)
