@@ -41,6 +41,7 @@ class LesionThresholds:
     network_lytic_contrast_hu: float
     network_blastic_contrast_hu: float
     network_rim_mm: float
+    network_lesion_probability: float
     mixed_minor_fraction: float
 
 
@@ -256,6 +257,8 @@ def load_sins_config(overlay: str | Path | None = None) -> SinsConfig:
         raise ConfigError("sins.collapse: need 0 < onset_fraction < severe_fraction < 1")
     if not 0 < cfg.category.potentially_unstable_from < cfg.category.unstable_from <= 18:
         raise ConfigError("sins.category: need 0 < potentially_unstable_from < unstable_from <= 18")
+    if not 0 < cfg.lesion.network_lesion_probability <= 1:
+        raise ConfigError("sins.lesion: need 0 < network_lesion_probability <= 1")
     return cfg
 
 

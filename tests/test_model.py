@@ -114,12 +114,58 @@ def test_upsampling_a_slab_at_a_time_equals_the_whole(fine: tuple, out: tuple, s
     """Probabilities back onto the CT grid a slab at a time give the labels of resizing the whole
     volume at once, whatever the slab and however the slices divide (an earlier slab rule came out
     one slice short on some grids, and was off by up to most of a slice on thick ones)."""
-    from pipeline.model.infer import upsample_argmax, zoom_to
+    from pipeline.model.infer import upsample_labels, zoom_to
 
     probs = torch.rand((5, *fine), generator=torch.Generator().manual_seed(1))
     whole = zoom_to(probs, out).argmax(0).numpy()
-    got = upsample_argmax(probs, out, slab=slab)
+    got, widened = upsample_labels(probs, out, slab=slab)
+    assert not widened.any()
     assert got.shape == whole.shape and np.mean(got != whole) < 1e-4  # float rounding may flip a near-tie
+
+
+def test_lesion_probability_widens_posterior_element_lesions() -> None:
+    """With a lesion probability, a voxel whose likeliest non-lesion class is posterior elements is a
+    lesion of the likelier kind once lytic + blastic reach it, though bone wins the argmax; in the
+    body, and below the threshold, the argmax stands. The widened voxels are marked as such."""
+    from pipeline.model.classes import BLASTIC_CHANNEL, LYTIC_CHANNEL, N_CHANNELS
+    from pipeline.model.infer import decide, upsample_labels
+
+    p = torch.zeros((N_CHANNELS, 5))
+    p[2, 0], p[LYTIC_CHANNEL, 0], p[BLASTIC_CHANNEL, 0] = 0.6, 0.25, 0.15  # posterior elements, lesions 0.4
+    p[1, 1], p[LYTIC_CHANNEL, 1], p[BLASTIC_CHANNEL, 1] = 0.6, 0.25, 0.15  # the same in the body
+    p[0, 2], p[2, 2], p[BLASTIC_CHANNEL, 2] = 0.42, 0.3, 0.28  # background likeliest: not posterior elements
+    p[2, 3], p[LYTIC_CHANNEL, 3], p[BLASTIC_CHANNEL, 3] = 0.72, 0.1, 0.18  # lesions 0.28
+    p[2, 4], p[LYTIC_CHANNEL, 4] = 0.3, 0.7  # the argmax's own lesion
+    assert [t.tolist() for t in decide(p)] == [[2, 1, 0, 2, LYTIC_CHANNEL], [False] * 5]
+    labels, widened = decide(p, 0.3)
+    assert labels.tolist() == [LYTIC_CHANNEL, 1, 0, 2, LYTIC_CHANNEL]
+    assert widened.tolist() == [True, False, False, False, False]
+    assert decide(p, 0.25)[0].tolist() == [LYTIC_CHANNEL, 1, 0, BLASTIC_CHANNEL, LYTIC_CHANNEL]
+    probs = torch.softmax(torch.randn((N_CHANNELS, 6, 5, 7), generator=torch.Generator().manual_seed(2)), 0)
+    labels, widened = upsample_labels(probs, (6, 5, 7), slab=3, lesion_probability=0.2)  # the slab loop too
+    want, want_widened = decide(probs, 0.2)
+    assert np.array_equal(labels, want.numpy()) and np.array_equal(widened, want_widened.numpy())
+    assert widened.any() and not np.array_equal(labels, decide(probs)[0].numpy())
+
+
+def test_faint_check_judges_a_widened_piece_by_its_core() -> None:
+    """A lytic piece whose argmax core is dark stays though the partial-volume rim `decide` adds makes
+    its mean as bright as bone; without the core it is dropped as faint."""
+    from pipeline.anatomy import Lesion
+    from pipeline.model.infer import drop_faint_lesions
+
+    hu = np.full((12, 12, 12), 200.0)
+    lesions = np.zeros(hu.shape, np.uint8)
+    lesions[3:9, 3:9, 3:9] = Lesion.LYTIC
+    core = np.zeros(hu.shape, bool)
+    core[5:7, 5:7, 5:7] = True
+    hu[core] = 40.0  # 8 dark voxels in a 216-voxel piece: mean about 194 HU
+    assert drop_faint_lesions(hu, lesions, 200.0, 30.0, 200.0)[1] == 1
+    kept, dropped = drop_faint_lesions(hu, lesions, 200.0, 30.0, 200.0, core=core)
+    assert dropped == 0 and np.array_equal(kept, lesions)
+    elsewhere = np.zeros(hu.shape, bool)
+    elsewhere[0, 0, 0] = True  # a core outside the piece: the piece is judged on all its voxels
+    assert drop_faint_lesions(hu, lesions, 200.0, 30.0, 200.0, core=elsewhere)[1] == 1
 
 
 def test_recipe_config_is_valid() -> None:

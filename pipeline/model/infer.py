@@ -23,7 +23,7 @@ from ..errors import CaseError
 from ..spine.labels import bounding_box, grown_pieces
 from ..volume import Volume
 from .card import Intensity, LoadedModel
-from .classes import SPINE_CHANNELS, from_prediction
+from .classes import BLASTIC_CHANNEL, LYTIC_CHANNEL, SPINE_CHANNELS, from_prediction
 
 #: Margin (mm) around the localised spine before the fine pass.
 CROP_MARGIN_MM = 20.0
@@ -178,11 +178,14 @@ def drop_faint_lesions(
     reference_hu: float | None,
     lytic_contrast_hu: float,
     blastic_contrast_hu: float,
+    core: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Lesion pieces that stand out from the patient's bone (`reference_hu`, `bone_reference_hu`): a
     lytic piece's mean HU at least `lytic_contrast_hu` below it, a blastic piece's at least
-    `blastic_contrast_hu` above it. Fainter pieces are low-density bone, fat or partial volume, not a
-    lesion. Returns the map and how many pieces were dropped (none without a reference)."""
+    `blastic_contrast_hu` above it, the mean taken over the piece's `core` voxels when it has any (the
+    argmax's lesion, not the partial-volume rim `decide` adds). Fainter pieces are low-density bone,
+    fat or partial volume, not a lesion. Returns the map and how many pieces were dropped (none
+    without a reference)."""
     if reference_hu is None or not lesions.any():
         return lesions, 0
     comp = cc3d.connected_components(lesions, connectivity=26)  # lytic and blastic pieces apart
@@ -190,6 +193,11 @@ def drop_faint_lesions(
     ids = comp[inside]
     count = np.bincount(ids)
     mean = np.bincount(ids, weights=hu[inside]) / np.maximum(count, 1)
+    if core is not None:
+        at = inside & core
+        n_core = np.bincount(comp[at], minlength=count.size)
+        core_mean = np.bincount(comp[at], weights=hu[at], minlength=count.size) / np.maximum(n_core, 1)
+        mean = np.where(n_core > 0, core_mean, mean)
     kind = np.zeros(count.size, np.uint8)
     kind[ids] = lesions[inside]
     faint = ((kind == Lesion.LYTIC) & (mean > reference_hu - lytic_contrast_hu)) | (
@@ -209,11 +217,16 @@ def _left_out(before: np.ndarray, after: np.ndarray, pieces: int, voxel_ml: floa
 
 
 def check_lesions(
-    hu: np.ndarray, anatomy: np.ndarray, lesions: np.ndarray, spacing: tuple[float, ...], t: LesionThresholds
+    hu: np.ndarray,
+    anatomy: np.ndarray,
+    lesions: np.ndarray,
+    spacing: tuple[float, ...],
+    t: LesionThresholds,
+    core: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The network's lesion map after its checks: thin pieces on thick-slice scans (`drop_thin_lesions`)
-    and pieces that do not stand out from the patient's bone (`drop_faint_lesions`); with a note for
-    each check that left pieces out."""
+    and pieces that do not stand out from the patient's bone (`drop_faint_lesions`, judged on their
+    `core`: the argmax's lesion voxels); with a note for each check that left pieces out."""
     voxel_ml = float(np.prod(spacing)) / 1000.0
     notes: list[str] = []
     kept = lesions
@@ -237,7 +250,9 @@ def check_lesions(
                     "piece, counted as blastic (a sclerotic rim)"
                 )
             kept = out
-        out, n = drop_faint_lesions(hu, kept, reference, t.network_lytic_contrast_hu, t.network_blastic_contrast_hu)
+        out, n = drop_faint_lesions(
+            hu, kept, reference, t.network_lytic_contrast_hu, t.network_blastic_contrast_hu, core
+        )
         if n:
             why = (
                 f"they do not stand out from the vertebral bodies' bone ({reference:.0f} HU; lytic less than "
@@ -265,14 +280,36 @@ def refill_bone(anatomy: np.ndarray, holes: np.ndarray, spacing: tuple[float, ..
         sub[hole] = sub[tuple(i[hole] for i in near)]
 
 
-def upsample_argmax(probs: torch.Tensor, shape: tuple[int, int, int], slab: int = SLAB) -> np.ndarray:
-    """argmax over channels of (C, X, Y, Z) probabilities trilinearly resized to `shape` (voxel centres
-    kept, as `zoom_to`), computed a slab of output slices at a time so that memory stays bounded on
-    long scans: the fine slices a slab needs are resized in-plane, then each output slice blends its
-    two neighbours at its exact position (the same values as resizing the whole volume at once)."""
+def decide(p: torch.Tensor, lesion_probability: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels from (C, ...) probabilities, and where they widen a lesion beyond the argmax: the argmax;
+    with `lesion_probability`, also a lesion (the likelier of lytic and blastic) wherever the likeliest
+    other class is posterior elements and the lytic and blastic probabilities together reach it. The
+    network draws the dark core of a small posterior-element lesion and leaves its partial-volume rim
+    to bone (such lesions came out at a quarter to a half of their volume), which decides
+    posterolateral involvement; the vertebral bodies' lesions are large and keep the argmax."""
+    labels = p.argmax(0)
+    if lesion_probability is None:
+        return labels, torch.zeros_like(labels, dtype=torch.bool)
+    # where the argmax is not a lesion it is also the likeliest other class, so no second argmax
+    lytic, blastic = p[LYTIC_CHANNEL], p[BLASTIC_CHANNEL]
+    widened = (labels == int(Anatomy.POSTERIOR_ELEMENTS)) & (lytic + blastic >= lesion_probability)
+    if widened.any():
+        labels[widened] = torch.where(blastic[widened] > lytic[widened], BLASTIC_CHANNEL, LYTIC_CHANNEL)
+    return labels, widened
+
+
+def upsample_labels(
+    probs: torch.Tensor, shape: tuple[int, int, int], slab: int = SLAB, lesion_probability: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and widened-lesion mask (`decide`, with `lesion_probability`) of (C, X, Y, Z)
+    probabilities trilinearly resized to `shape` (voxel centres kept, as `zoom_to`), computed a slab of
+    output slices at a time so that memory stays bounded on long scans: the fine slices a slab needs
+    are resized in-plane, then each output slice blends its two neighbours at its exact position (the
+    same values as resizing the whole volume at once)."""
     n_fine, n_out = probs.shape[3], shape[2]
     ratio = n_fine / n_out
     labels = np.zeros(shape, np.uint8)
+    widened = np.zeros(shape, bool)
     step = max(1, int(slab / max(ratio, 1.0)))  # output slices per slab: about `slab` fine slices
     for z0 in range(0, n_out, step):
         z1 = min(z0 + step, n_out)
@@ -283,16 +320,21 @@ def upsample_argmax(probs: torch.Tensor, shape: tuple[int, int, int], slab: int 
         planes = probs[..., f0:f1].permute(3, 0, 1, 2)  # (slices, C, X, Y)
         planes = F.interpolate(planes, size=shape[:2], mode="bilinear", align_corners=False)
         out = torch.empty((z1 - z0, *shape[:2]), dtype=torch.uint8, device=probs.device)
+        wide = torch.empty((z1 - z0, *shape[:2]), dtype=torch.bool, device=probs.device)
         for k in range(z1 - z0):
             w = float(pos[k] - lo[k])
-            out[k] = (planes[int(lo[k]) - f0] * (1.0 - w) + planes[int(hi[k]) - f0] * w).argmax(0)
+            out[k], wide[k] = decide(
+                planes[int(lo[k]) - f0] * (1.0 - w) + planes[int(hi[k]) - f0] * w, lesion_probability
+            )
         labels[..., z0:z1] = out.permute(1, 2, 0).cpu().numpy()  # one copy per slab off a GPU
-    return labels
+        widened[..., z0:z1] = wide.permute(1, 2, 0).cpu().numpy()
+    return labels, widened
 
 
 def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = None) -> Segmentation:
-    """Anatomy and lesion maps of a canonical CT, with the lesion checks of `lesion` (configs/sins.yaml;
-    none when None): on thick-slice scans (largest over smallest voxel side at least
+    """Anatomy and lesion maps of a canonical CT, with the lesion rules of `lesion` (configs/sins.yaml;
+    the plain argmax and no checks when None): lesions widened in the posterior elements to
+    `network_lesion_probability` (`decide`); on thick-slice scans (largest over smallest voxel side at least
     `network_thick_slice_ratio`) lesion pieces thinner than `network_min_thickness_vox` voxels are
     dropped, and everywhere pieces fainter than `network_lytic_contrast_hu` / `network_blastic_contrast_hu`
     against the patient's bone (`drop_faint_lesions`)."""
@@ -319,7 +361,8 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     sub = image[(slice(None), *crop)]
     fine_shape = grid_shape(tuple(sub.shape[1:]), spacing, card.spacing_mm)
     probs = _predict(model, zoom_to(sub, fine_shape))
-    labels = upsample_argmax(probs, tuple(sub.shape[1:]))  # back onto the CT grid
+    threshold = None if lesion is None else lesion.network_lesion_probability
+    labels, widened = upsample_labels(probs, tuple(sub.shape[1:]), lesion_probability=threshold)  # CT grid
     timings["segment"] = time.perf_counter() - t1
     full = np.zeros(ct.shape, np.uint8)
     full[crop] = labels
@@ -327,7 +370,7 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     notes: list[str] = []
     if lesion is not None:
         found = lesions[crop]
-        kept, notes = check_lesions(ct.array[crop], anatomy[crop], found, spacing, lesion)
+        kept, notes = check_lesions(ct.array[crop], anatomy[crop], found, spacing, lesion, core=~widened)
         refill_bone(anatomy[crop], (found > 0) & (kept == 0), spacing)
         anatomy[crop][(found == 0) & (kept > 0)] = 0  # bone made lesion (a sclerotic rim)
         lesions[crop] = kept
