@@ -31,6 +31,8 @@ def test_overlay_changes_value_and_hash(tmp_path: Path) -> None:
         ("alignment:\n  translation_mm: four\n", "expected a number"),
         ("collapse:\n  onset_fraction: 0.7\n", "onset_fraction < severe_fraction"),
         ("alignment: [1, 2\n", "not valid YAML"),
+        ("lesion:\n  network_lesion_probability: 0\n", "network_lesion_probability <= 1"),
+        ("lesion:\n  network_lesion_probability: 1.5\n", "network_lesion_probability <= 1"),
     ],
 )
 def test_bad_overlays_are_rejected(tmp_path: Path, text: str, message: str) -> None:
