@@ -199,6 +199,13 @@ def test_unknown_lesion_centre_is_a_config_error(tmp_path: Path) -> None:
         load_train_config(tmp_path / "train.yaml")
 
 
+def test_cache_samples_below_one_is_a_config_error(tmp_path: Path) -> None:
+    text = (CONFIG_DIR / "train.yaml").read_text().replace("cache_samples: 25", "cache_samples: 0")
+    (tmp_path / "train.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="cache_samples"):
+        load_train_config(tmp_path / "train.yaml")
+
+
 def test_real_training_targets_mark_the_unknown() -> None:
     """ts_abdomen_3mm as a training target: body and posterior elements from its reference labels,
     the canal and unlabelled bone ignored, air background."""

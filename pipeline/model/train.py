@@ -61,10 +61,15 @@ class DataSettings:
     # "piece" (a lesion piece first, uniformly, then a voxel of it: small posterior-element lesions
     # are centred as often as body lesions).
     lesion_centre: str = "voxel"
+    # Samples (a case on the fine or the coarse grid) kept in memory between iterations; a sample is
+    # about 5-100 MB, and a pool larger than the cache is re-read from disk (about 0.25 s a sample).
+    cache_samples: int = 25
 
     def __post_init__(self) -> None:
         if self.lesion_centre not in ("voxel", "piece"):
             raise ConfigError(f"data.lesion_centre must be 'voxel' or 'piece', not {self.lesion_centre!r}")
+        if self.cache_samples < 1:
+            raise ConfigError(f"data.cache_samples must be at least 1, not {self.cache_samples}")
 
 
 @dataclass(frozen=True)
@@ -413,7 +418,7 @@ def train(
             path = source[int(rng.integers(len(source)))]
             coarse = bool(rng.random() < cfg.data.coarse_share)
             if (path, coarse) not in cache:
-                if len(cache) > 24:  # bound memory
+                if len(cache) >= cfg.data.cache_samples:  # bound memory
                     cache.pop(next(iter(cache)))
                 cache[(path, coarse)] = load_sample(path, cfg, coarse)
             img, tgt = crop(cache[(path, coarse)], patch, rng, cfg.data)
