@@ -192,17 +192,18 @@ def test_lesion_patches_centre_on_pieces_uniformly() -> None:
     assert np.mean(small) < 0.02
 
 
-def test_unknown_lesion_centre_is_a_config_error(tmp_path: Path) -> None:
-    text = (CONFIG_DIR / "train.yaml").read_text().replace("lesion_centre: voxel", "lesion_centre: voxels")
-    (tmp_path / "train.yaml").write_text(text)
-    with pytest.raises(ConfigError, match="lesion_centre"):
-        load_train_config(tmp_path / "train.yaml")
-
-
-def test_cache_samples_below_one_is_a_config_error(tmp_path: Path) -> None:
-    text = (CONFIG_DIR / "train.yaml").read_text().replace("cache_samples: 25", "cache_samples: 0")
-    (tmp_path / "train.yaml").write_text(text)
-    with pytest.raises(ConfigError, match="cache_samples"):
+@pytest.mark.parametrize(
+    ("line", "bad", "message"),
+    [
+        ("lesion_centre: voxel", "lesion_centre: voxels", "lesion_centre"),
+        ("cache_samples: 25", "cache_samples: 0", "cache_samples"),
+    ],
+)
+def test_bad_data_settings_are_config_errors(tmp_path: Path, line: str, bad: str, message: str) -> None:
+    text = (CONFIG_DIR / "train.yaml").read_text()
+    assert line in text
+    (tmp_path / "train.yaml").write_text(text.replace(line, bad))
+    with pytest.raises(ConfigError, match=message):
         load_train_config(tmp_path / "train.yaml")
 
 
