@@ -90,6 +90,7 @@ class InstanceSettings:
     rib_contact_mm: float
     min_contact_ml: float
     min_rib_piece_ml: float
+    min_sacrum_piece_ml: float
 
 
 @dataclass(frozen=True)

@@ -368,6 +368,25 @@ def test_body_pieces_below_s1_are_not_vertebrae(with_rib: bool):
     assert any("below S1" in n for n in scored.case.notes)
 
 
+def test_flecks_of_sacrum_do_not_anchor_s1():
+    """A thoracolumbar slab where the network scatters small flecks of "sacrum" by the lowest vertebra
+    (the real DICOM slab: 15 pieces of at most 0.34 mL) is not named from S1; the whole sacrum is."""
+    case = generate(PhantomSpec(seed=3, top="L3", bottom="S1", spacing=(2.0, 2.0, 2.0)))
+    anatomy = to_canonical(case.anatomy)
+    lesions = to_canonical(case.lesions)
+    whole = labels_from_opensins(anatomy, lesions, CFG)
+    assert analyze_labels(whole, CFG, "x", case.truth.input).naming.anchors[0].startswith("S1")
+    arr = anatomy.array.copy()
+    i, j, k = np.indices(arr.shape)
+    gaps = (i % 6 >= 3) | (j % 6 >= 3) | (k % 6 >= 3)  # 3-voxel cubes (0.22 mL) 3 voxels apart
+    arr[(arr == Anatomy.SACRUM) & gaps] = 0
+    flecks = labels_from_opensins(anatomy.with_array(arr), lesions, CFG)
+    no_guard = dataclasses.replace(CFG, instances=dataclasses.replace(CFG.instances, min_sacrum_piece_ml=0.0))
+    assert analyze_labels(flecks, no_guard, "x", case.truth.input).naming.anchors[0].startswith("S1")
+    with pytest.raises(CaseError, match="cannot name the levels"):
+        analyze_labels(flecks, CFG, "x", case.truth.input)
+
+
 def test_a_small_body_piece_inside_the_image_is_a_fragment():
     anatomy = np.zeros((40, 40, 90), np.uint8)
     for k0 in (8, 32, 56):  # three vertebral bodies, the canal behind them

@@ -19,7 +19,8 @@ class VertebraMasks:
 
     affine: index -> RAS mm of the box. lesion: lesion ids on this vertebra's voxels only.
     complete: the body does not touch the image border. rib_ml / sacrum_ml: volume of rib (sacrum)
-    attached to this vertebra (costovertebral joints; S1 resting on the sacrum).
+    attached to this vertebra (costovertebral joints; S1 resting on the sacrum), counted from rib
+    (sacrum) pieces of at least `instances.min_rib_piece_ml` (`min_sacrum_piece_ml`) only.
     """
 
     id: int
@@ -52,8 +53,11 @@ class VertebraMasks:
         return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
 
 
-def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float) -> dict[int, np.ndarray]:
-    """Per connected piece of `target`: voxel counts within `reach_mm` of each instance of `sources`."""
+def _contacts(
+    labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float, min_ml: float = 0.0
+) -> dict[int, np.ndarray]:
+    """Per connected piece of `target` of at least `min_ml`: voxel counts within `reach_mm` of each
+    instance of `sources`."""
     out: dict[int, np.ndarray] = {}
     if not target.any() or not sources.any():
         return out
@@ -66,8 +70,9 @@ def _contacts(labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reac
     if not tgt.any():
         return out
     dist, near = ndimage.distance_transform_edt(src == 0, sampling=spacing, return_indices=True)
-    close = tgt & (dist <= reach_mm)
     pieces = cc3d.connected_components(tgt, connectivity=26)
+    big = np.bincount(pieces.ravel()) * labels.voxel_ml >= min_ml
+    close = tgt & (dist <= reach_mm) & big[pieces]
     owner = src[tuple(i[close] for i in near)]
     n_inst = int(labels.instances.max()) + 1
     for piece, inst in zip(pieces[close], owner, strict=True):
@@ -135,7 +140,9 @@ def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMask
     for _piece, counts, nearest in rib_pieces:
         rib_ml[nearest] += counts[nearest] * voxel_ml
     sacrum_ml = np.zeros(n_inst)
-    for counts in _contacts(labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm).values():
+    for counts in _contacts(
+        labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm, ic.min_sacrum_piece_ml
+    ).values():
         sacrum_ml += counts * voxel_ml
     canal_all = anat == Anatomy.SPINAL_CANAL
     shape = inst.shape
