@@ -56,8 +56,8 @@ class VertebraMasks:
 def _contacts(
     labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float, min_ml: float = 0.0
 ) -> dict[int, np.ndarray]:
-    """Per connected piece of `target` of at least `min_ml`: voxel counts within `reach_mm` of each
-    instance of `sources`."""
+    """Per connected piece of `target` of at least `min_ml` (its whole volume, also beyond the
+    sources' box): voxel counts within `reach_mm` of each instance of `sources`."""
     out: dict[int, np.ndarray] = {}
     if not target.any() or not sources.any():
         return out
@@ -65,13 +65,14 @@ def _contacts(
     margin = int(np.ceil(reach_mm / min(spacing))) + 1
     box = bounding_box(sources > 0, margin)
     assert box is not None
-    src = sources[box]
-    tgt = target[box]
-    if not tgt.any():
+    if not target[box].any():
         return out
+    all_pieces = cc3d.connected_components(target, connectivity=26)
+    big = np.bincount(all_pieces.ravel()) * labels.voxel_ml >= min_ml
+    src = sources[box]
+    pieces = all_pieces[box]
+    tgt = pieces > 0
     dist, near = ndimage.distance_transform_edt(src == 0, sampling=spacing, return_indices=True)
-    pieces = cc3d.connected_components(tgt, connectivity=26)
-    big = np.bincount(pieces.ravel()) * labels.voxel_ml >= min_ml
     close = tgt & (dist <= reach_mm) & big[pieces]
     owner = src[tuple(i[close] for i in near)]
     n_inst = int(labels.instances.max()) + 1
