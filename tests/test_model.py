@@ -196,7 +196,7 @@ def test_lesion_patches_centre_on_pieces_uniformly() -> None:
     ("line", "bad", "message"),
     [
         ("lesion_centre: voxel", "lesion_centre: voxels", "lesion_centre"),
-        ("cache_samples: 25", "cache_samples: 0", "cache_samples"),
+        ("cache_samples: 200", "cache_samples: 0", "cache_samples"),
     ],
 )
 def test_bad_data_settings_are_config_errors(tmp_path: Path, line: str, bad: str, message: str) -> None:
