@@ -54,7 +54,7 @@ class VertebraMasks:
 
 
 def _contacts(
-    labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float, min_ml: float = 0.0
+    labels: SpineLabels, target: np.ndarray, sources: np.ndarray, reach_mm: float, min_ml: float
 ) -> dict[int, np.ndarray]:
     """Per connected piece of `target` of at least `min_ml` (its whole volume, also beyond the
     sources' box): voxel counts within `reach_mm` of each instance of `sources`."""
@@ -81,7 +81,7 @@ def _contacts(
     return out
 
 
-def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, reach_mm: float, min_ml: float = 0.0):
+def _rib_contacts(labels: SpineLabels, ribs: np.ndarray, body_inst: np.ndarray, reach_mm: float, min_ml: float):
     """Per rib piece of at least `min_ml` (near the spine): (piece id, contact voxel counts per
     instance, the instance whose body centroid lies nearest, in the axial plane, to one of the piece's
     contact voxels)."""
