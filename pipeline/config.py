@@ -86,6 +86,7 @@ class InstanceSettings:
     disc_cut_min_ml: float
     disc_cut_min_share: float
     lesion_attach_mm: float
+    body_outline_reach_mm: float
     crop_margin_mm: float
     rib_contact_mm: float
     min_contact_ml: float

@@ -324,9 +324,34 @@ def test_lesion_outside_bone_joins_the_nearest_bone():
     lesions = np.zeros_like(anatomy)
     lesions[15:17, 8:10, 8:10] = 1  # just outside the body
     lesions[0, 0, 0] = 2  # far away
-    out, lost = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 3.0)
+    out, lost = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 3.0, 3.0)
     assert (out[15:17, 8:10, 8:10] == 1).all()
     assert lost == 1
+
+
+def test_lesion_in_a_body_stays_body_though_a_pedicle_is_nearer():
+    """A lesion that took a body's whole slices (cortex too) lies nearer the pedicle's bone in its
+    slice than the body's bone above and below; within the outline of the body's slices within reach
+    it is body. A lesion in the pedicle, outside that outline, stays posterior elements, also with a
+    body fragment beyond it (each piece of body has its own outline)."""
+    yy, xx = np.mgrid[:40, :40]  # x: left-right, y: back (0) to front
+    body = (((xx - 20) ** 2 + (yy - 26) ** 2) <= 10**2).T
+    anatomy = np.zeros((40, 40, 20), np.uint8)
+    anatomy[:, :, 4:16][body] = Anatomy.VERTEBRAL_BODY
+    anatomy[8:16, 4:17, 4:16] = Anatomy.POSTERIOR_ELEMENTS  # the left pedicle, against the back wall
+    lesions = np.zeros_like(anatomy)
+    lesions[:, :, 9:12][body] = 1  # three slices of the body
+    lesions[9:15, 8:12, 6:8] = 1  # and a lesion in the pedicle
+    anatomy[lesions > 0] = 0
+    nearest, _ = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 10.0, 0.0)  # no reach: nearest bone
+    out, lost = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 10.0, 2.0)
+    assert lost == 0
+    assert (nearest[:, :, 10][body] == Anatomy.POSTERIOR_ELEMENTS).any()  # a false posterolateral side
+    assert (out[:, :, 9:12][body] == Anatomy.VERTEBRAL_BODY).all()
+    assert (out[9:15, 8:12, 6:8] == Anatomy.POSTERIOR_ELEMENTS).all()
+    anatomy[0:3, 0:3, 4:16] = Anatomy.VERTEBRAL_BODY  # a stray "body" fragment behind the pedicle
+    out, _ = attach_lesions(anatomy, lesions, (1.0, 1.0, 1.0), 10.0, 2.0)
+    assert (out[9:15, 8:12, 6:8] == Anatomy.POSTERIOR_ELEMENTS).all()  # one outline would have taken it
 
 
 def test_a_body_far_from_the_canal_is_not_a_vertebra():

@@ -1,8 +1,8 @@
 """The network's output channels, declared once (written to every model card as `channel_def`).
 
 One softmax over anatomy and lesions: a lesion voxel replaces the bone it grows in (channels 8, 9),
-so the anatomy under a predicted lesion is recovered afterwards from the nearest bone label
-(`spine.labels.attach_lesions`).
+so the anatomy under a predicted lesion is recovered afterwards (`spine.labels.attach_lesions`:
+body within the body's outline, else the nearest bone).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def to_target(anatomy: np.ndarray, lesions: np.ndarray) -> np.ndarray:
 
 def from_prediction(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(anatomy, lesions) maps from the network's argmax; lesion voxels get anatomy 0 here and
-    take their bone label from the nearest bone later."""
+    take their bone label later (`spine.labels.attach_lesions`)."""
     lesions = np.zeros(labels.shape, np.uint8)
     lesions[labels == LYTIC_CHANNEL] = Lesion.LYTIC
     lesions[labels == BLASTIC_CHANNEL] = Lesion.BLASTIC

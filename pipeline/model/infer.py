@@ -43,7 +43,7 @@ REFILL_MARGIN_MM = 5.0
 class Segmentation:
     """Network output on the canonical grid of the CT."""
 
-    anatomy: np.ndarray  # uint8 `Anatomy` ids (lesion voxels 0: they take the nearest bone later)
+    anatomy: np.ndarray  # uint8 `Anatomy` ids (lesion voxels 0: they take a bone label later)
     lesions: np.ndarray  # uint8 `Lesion` ids
     crop: tuple[slice, slice, slice]  # where the spine was found
     timings_s: dict[str, float] = field(default_factory=dict)

@@ -12,8 +12,9 @@ Three input conventions (``--label-format``):
   (`split.split_vertebra`, spinal canal as reference).
 
 A lesion voxel that the anatomy map does not mark as bone (a network that lets a lesion replace
-bone, a lesion growing out of the cortex) joins the nearest bone voxel within
-``instances.lesion_attach_mm``.
+bone, a lesion growing out of the cortex) is vertebral body within the outline of the body's voxels
+in its slice and the slices within ``instances.body_outline_reach_mm``, else joins the nearest bone
+voxel within ``instances.lesion_attach_mm``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import cc3d
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
 from ..anatomy import TOTALSEG_IDS, TOTALSEG_NAMES, TOTALSEG_SACRUM, VERSE_IDS, VERSE_NAMES, Anatomy, Lesion
@@ -129,14 +131,43 @@ def box_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
     return out
 
 
-def attach_lesions(anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: float) -> tuple[np.ndarray, int]:
-    """Give lesion voxels outside bone the label of the nearest bone voxel within `max_mm`.
+def inside_body_outline(anatomy: np.ndarray, voxels: np.ndarray, reach: int = 0) -> np.ndarray:
+    """Which of `voxels` lie within the convex outline of the vertebral-body voxels of their axial
+    slice and the `reach` slices either side (canonical: the last axis runs along the spine), one
+    outline for each piece of body and `voxels` joined in the slice: a body a lesion cuts in two keeps
+    one outline, a body fragment away from the spine does not stretch it over the posterior elements."""
+    out = np.zeros(voxels.shape, bool)
+    body_any = anatomy == Anatomy.VERTEBRAL_BODY
+    for z in np.nonzero(voxels.any(axis=(0, 1)))[0]:
+        body = body_any[..., max(z - reach, 0) : z + reach + 1].any(axis=2)
+        joined, _ = ndimage.label(body | voxels[..., z], np.ones((3, 3), bool))
+        for _, box, piece in grown_pieces(joined, 0):
+            bone = piece & body[box]
+            if bone.any():
+                out[(*box, z)] |= convex_hull_image(bone) & piece & voxels[(*box, z)]
+    return out
+
+
+def attach_lesions(
+    anatomy: np.ndarray, lesions: np.ndarray, spacing, max_mm: float, outline_reach_mm: float
+) -> tuple[np.ndarray, int]:
+    """Give lesion voxels outside bone a bone label: vertebral body within the convex outline of the
+    body voxels of their axial slice and those within `outline_reach_mm` along the spine (a lesion
+    that replaced the back of a body lies nearer the pedicle's bone than the body's remaining bone),
+    otherwise the label of the nearest bone voxel within `max_mm`.
 
     Returns the new anatomy map and the number of lesion voxels too far from bone (left out).
     """
     stray = (lesions > 0) & ~np.isin(anatomy, _BONE)
     if not stray.any():
         return anatomy, 0
+    in_body = inside_body_outline(anatomy, stray, int(np.ceil(outline_reach_mm / spacing[2])))
+    if in_body.any():
+        anatomy = anatomy.copy()
+        anatomy[in_body] = Anatomy.VERTEBRAL_BODY
+        stray &= ~in_body
+        if not stray.any():
+            return anatomy, 0
     margin = int(np.ceil(max_mm / min(spacing))) + 1
     box = bounding_box(stray, margin)
     assert box is not None
@@ -455,7 +486,9 @@ def labels_from_opensins(
         check_anatomy_ids(anatomy)
     les = _lesion_array(lesions, reference)
     spacing = reference.spacing
-    arr, lost = attach_lesions(arr.astype(np.uint8), les, spacing, cfg.instances.lesion_attach_mm)
+    arr, lost = attach_lesions(
+        arr.astype(np.uint8), les, spacing, cfg.instances.lesion_attach_mm, cfg.instances.body_outline_reach_mm
+    )
     notes = []
     if lost:
         notes.append(f"{lost} lesion voxels lie farther than {cfg.instances.lesion_attach_mm} mm from bone; left out")
@@ -504,7 +537,9 @@ def labels_from_ids(
         level_of[n] = level
         notes.extend(f"{level}: {note}" for note in split.notes)
     les = _lesion_array(lesions, reference)
-    anatomy, lost = attach_lesions(anatomy, les, reference.spacing, cfg.instances.lesion_attach_mm)
+    anatomy, lost = attach_lesions(
+        anatomy, les, reference.spacing, cfg.instances.lesion_attach_mm, cfg.instances.body_outline_reach_mm
+    )
     if lost:
         notes.append(f"{lost} lesion voxels lie farther than {cfg.instances.lesion_attach_mm} mm from bone; left out")
     # lesion voxels that joined bone take the instance of the nearest instance voxel
