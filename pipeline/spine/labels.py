@@ -142,9 +142,10 @@ def inside_body_outline(anatomy: np.ndarray, voxels: np.ndarray, reach: int = 0)
         body = body_any[..., max(z - reach, 0) : z + reach + 1].any(axis=2)
         joined, _ = ndimage.label(body | voxels[..., z], np.ones((3, 3), bool))
         for _, box, piece in grown_pieces(joined, 0):
+            inside = piece & voxels[(*box, z)]
             bone = piece & body[box]
-            if bone.any():
-                out[(*box, z)] |= convex_hull_image(bone) & piece & voxels[(*box, z)]
+            if inside.any() and bone.any():  # an outline only where it can take voxels
+                out[(*box, z)] |= convex_hull_image(bone) & inside
     return out
 
 
@@ -161,26 +162,23 @@ def attach_lesions(
     stray = (lesions > 0) & ~np.isin(anatomy, _BONE)
     if not stray.any():
         return anatomy, 0
+    out = anatomy.copy()
     in_body = inside_body_outline(anatomy, stray, int(np.ceil(outline_reach_mm / spacing[2])))
-    if in_body.any():
-        anatomy = anatomy.copy()
-        anatomy[in_body] = Anatomy.VERTEBRAL_BODY
-        stray &= ~in_body
-        if not stray.any():
-            return anatomy, 0
+    out[in_body] = Anatomy.VERTEBRAL_BODY
+    stray &= ~in_body
+    if not stray.any():
+        return out, 0
     margin = int(np.ceil(max_mm / min(spacing))) + 1
     box = bounding_box(stray, margin)
     assert box is not None
-    sub = anatomy[box]
+    sub = out[box]  # the body voxels just given count as bone for the rest
     bone = np.isin(sub, _BONE)
     if not bone.any():
-        return anatomy, int(stray.sum())
+        return out, int(stray.sum())
     dist, idx = ndimage.distance_transform_edt(~bone, sampling=spacing, return_indices=True)
     s = stray[box]
     near = s & (dist <= max_mm)
-    out = anatomy.copy()
-    sub_out = out[box]
-    sub_out[near] = sub[tuple(i[near] for i in idx)]
+    sub[near] = sub[tuple(i[near] for i in idx)]  # the sources are bone, never a stray voxel written
     return out, int((s & ~near).sum())
 
 
