@@ -446,3 +446,57 @@ def test_shipped_model_finds_both_vertebrae_of_the_dicom_slab(real_data: Path, t
     ref = load_label_map(folder / "segmentation_totalseg.nii.gz", ct).array
     t11 = ours == names["T11"]
     assert np.count_nonzero(t11 & (ref == 33)) > 3 * np.count_nonzero(t11 & (ref == 32))
+
+
+def test_faint_check_reads_a_pieces_median_hu() -> None:
+    """A lytic piece of 40 HU with a third of it bright partial volume against the blastic part of a
+    mixed lesion (800 HU) has a mean above the bone's (200 HU) but stands out by its median: kept."""
+    from pipeline.anatomy import Lesion
+    from pipeline.model.infer import drop_faint_lesions
+
+    hu = np.full((12, 12, 12), 200.0)
+    lesions = np.zeros(hu.shape, np.uint8)
+    lesions[3:9, 3:9, 3:9] = Lesion.LYTIC
+    hu[3:9, 3:9, 3:9] = 40.0
+    hu[3:9, 3:9, 3:5] = 800.0  # 72 of 216 voxels: mean 293 HU, median 40 HU
+    assert hu[lesions > 0].mean() > 200.0
+    kept, dropped = drop_faint_lesions(hu, lesions, 200.0, 30.0, 200.0)
+    assert dropped == 0 and np.array_equal(kept, lesions)
+    hu[3:9, 3:9, 3:7] = 800.0  # most of it bright: dropped
+    assert drop_faint_lesions(hu, lesions, 200.0, 30.0, 200.0)[1] == 1
+
+
+def test_a_body_lesions_partial_volume_edge_joins_it() -> None:
+    """One voxel around a network lesion joins it where the voxel is more lesion than bone by its HU:
+    against the cortex (900 HU) a 300 HU voxel is mostly lesion (35 HU), against cancellous bone
+    (220 HU) a 100 HU voxel is, a 200 HU voxel is not. A blastic piece does not take the cortex."""
+    from pipeline.anatomy import Anatomy, Lesion
+    from pipeline.model.infer import bone_interior, grow_lesions
+
+    hu = np.full((20, 20, 20), -100.0)
+    anatomy = np.zeros(hu.shape, np.uint8)
+    anatomy[2:18, 2:18, 2:18] = Anatomy.VERTEBRAL_BODY
+    hu[2:18, 2:18, 2:18] = 900.0  # cortex, one voxel thick
+    hu[3:17, 3:17, 3:17] = 220.0  # cancellous bone
+    lesions = np.zeros(hu.shape, np.uint8)
+    lesions[4:9, 6:11, 6:11] = Lesion.LYTIC  # the network's lesion, one voxel short of the cortex at x = 2
+    hu[4:9, 6:11, 6:11] = 35.0
+    hu[3, 5:12, 5:12] = 300.0  # the 49 voxels between it and the cortex: lesion and cortex, join
+    hu[9, 7, 7] = 100.0  # lesion and cancellous bone: joins
+    hu[9, 8, 8] = 200.0  # mostly cancellous bone: stays bone
+    hu[10, 7, 7] = 100.0  # two voxels out: stays bone with one edge voxel
+    lesions[13:16, 13:16, 13:16] = Lesion.BLASTIC
+    hu[13:16, 13:16, 13:16] = 900.0
+    hu[12, 14, 14] = 700.0  # blastic edge in cancellous bone: joins
+    hu[16, 14, 14] = 900.0  # next to the cortex, not the interior: stays bone
+    anatomy[lesions > 0] = 0
+    interior = bone_interior(anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
+    out, added = grow_lesions(hu, anatomy, lesions, interior, 220.0, 1)
+    assert (out[3, 5:12, 5:12] == Lesion.LYTIC).all() and out[9, 7, 7] == Lesion.LYTIC
+    assert out[12, 14, 14] == Lesion.BLASTIC
+    assert out[9, 8, 8] == out[10, 7, 7] == out[16, 14, 14] == 0
+    assert added == np.count_nonzero(out) - np.count_nonzero(lesions) == 49 + 1 + 1
+    assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 0)[1] == 0  # 0 turns it off
+    assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 2)[0][10, 7, 7] == Lesion.LYTIC
+    out, added = grow_lesions(hu, anatomy, lesions, interior, 220.0, 1, min_voxels=100)  # 125 and 27 voxels
+    assert added == 50 and out[12, 14, 14] == 0  # the small blastic piece does not grow
