@@ -186,8 +186,7 @@ def drop_faint_lesions(
     argmax's lesion, not the partial-volume rim `decide` adds). The median, not the mean: the lytic
     part of a mixed lesion has a bright partial-volume edge against its blastic part, which lifted its
     mean to the bone's in low-density bone. Fainter pieces are low-density bone, fat or partial volume,
-    not a lesion. Returns the map and how many pieces were dropped (none
-    without a reference)."""
+    not a lesion. Returns the map and how many pieces were dropped (none without a reference)."""
     if reference_hu is None or not lesions.any():
         return lesions, 0
     comp = cc3d.connected_components(lesions, connectivity=26)  # lytic and blastic pieces apart
@@ -430,7 +429,7 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
         found = lesions[crop]
         kept, notes = check_lesions(ct.array[crop], anatomy[crop], found, spacing, lesion, core=~widened)
         refill_bone(anatomy[crop], (found > 0) & (kept == 0), spacing)
-        anatomy[crop][(found == 0) & (kept > 0)] = 0  # bone made lesion (a sclerotic rim)
+        anatomy[crop][(found == 0) & (kept > 0)] = 0  # bone made lesion (a sclerotic rim, a lesion's edge)
         lesions[crop] = kept
     timings["segment"] = time.perf_counter() - t1  # the network, the upsampling and the lesion rules
     return Segmentation(anatomy, lesions, crop, timings, tuple(notes))  # type: ignore[arg-type]
