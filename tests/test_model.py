@@ -491,12 +491,12 @@ def test_a_body_lesions_partial_volume_edge_joins_it() -> None:
     hu[16, 14, 14] = 900.0  # next to the cortex, not the interior: stays bone
     anatomy[lesions > 0] = 0
     interior = bone_interior(anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
-    out, added = grow_lesions(hu, anatomy, lesions, interior, 220.0, 1)
+    out, added = grow_lesions(hu, anatomy, lesions, interior, 220.0, 1, 1)
     assert (out[3, 5:12, 5:12] == Lesion.LYTIC).all() and out[9, 7, 7] == Lesion.LYTIC
     assert out[12, 14, 14] == Lesion.BLASTIC
     assert out[9, 8, 8] == out[10, 7, 7] == out[16, 14, 14] == 0
     assert added == np.count_nonzero(out) - np.count_nonzero(lesions) == 49 + 1 + 1
-    assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 0)[1] == 0  # 0 turns it off
-    assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 2)[0][10, 7, 7] == Lesion.LYTIC
+    assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 0, 1)[1] == 0  # 0 turns it off
+    assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 2, 1)[0][10, 7, 7] == Lesion.LYTIC
     out, added = grow_lesions(hu, anatomy, lesions, interior, 220.0, 1, min_voxels=100)  # 125 and 27 voxels
     assert added == 50 and out[12, 14, 14] == 0  # the small blastic piece does not grow

@@ -221,7 +221,7 @@ def grow_lesions(
     interior: np.ndarray,
     reference_hu: float | None,
     edge_voxels: int,
-    min_voxels: int = 1,
+    min_voxels: int,
 ) -> tuple[np.ndarray, int]:
     """Lesion pieces grown by up to `edge_voxels` voxels (26-neighbourhood) into the vertebral body where
     a voxel is more lesion than bone by its HU: the partial-volume edge of a body lesion, which the
@@ -238,9 +238,8 @@ def grow_lesions(
     out = lesions.copy()
     ball = ndimage.generate_binary_structure(3, 3)
     added = 0
-    sizes = np.bincount(comp.ravel())
-    for label, grown, piece in grown_pieces(comp, edge_voxels + 1):
-        if sizes[label] < min_voxels:
+    for _, grown, piece in grown_pieces(comp, edge_voxels + 1):
+        if np.count_nonzero(piece) < min_voxels:
             continue
         kind = int(lesions[grown][piece][0])
         hu_sub = hu[grown]
