@@ -86,6 +86,8 @@ class InstanceSettings:
     disc_cut_disc_ml: float
     disc_cut_min_ml: float
     disc_cut_min_share: float
+    disc_cut_flatness: float
+    disc_cut_separation: float
     lesion_attach_mm: float
     body_outline_reach_mm: float
     crop_margin_mm: float

@@ -24,6 +24,7 @@ from pipeline.phantom import (
 )
 from pipeline.spine.labels import (
     attach_lesions,
+    disc_planes,
     labels_from_opensins,
     separate_vertebrae,
     split_at_discs,
@@ -316,6 +317,45 @@ def test_a_disc_at_a_body_end_cuts_nothing():
     disc[5:8, 5:35, 30:33] = False
     out, n = split_at_discs(bodies, disc, (1.0, 1.0, 1.0), CFG)
     assert n == 0 and (out == bodies).all()
+
+
+def test_a_crushed_body_between_two_joined_discs_is_cut_from_the_body_above():
+    """A body crushed to 8 mm, joined to the body above behind a disc drawn only anteriorly, with the
+    discs above and below it joined round its rim into one piece that is not flat (phantom 09011 T5):
+    the piece is split along the spine and the upper half's plane separates the two bodies."""
+    bodies = np.zeros((36, 40, 60), np.int32)
+    bodies[6:30, 6:30, 0:14] = 2  # the body below, on its own
+    bodies[6:30, 6:30, 32:52] = 1  # the body above ...
+    bodies[7:29, 7:29, 19:27] = 1  # ... and the crushed body, 8 mm tall
+    bodies[6:30, 26:30, 27:32] = 1  # joined behind the disc between them
+    disc = np.zeros(bodies.shape, bool)
+    disc[6:30, 6:30, 14:19] = True  # the disc below the crushed body
+    disc[6:30, 6:7, 19:27] = True  # a strip round the front of its rim
+    disc[6:30, 6:26, 27:32] = True  # the disc above, drawn only in front
+    disc &= bodies == 0
+    out, n = split_at_discs(bodies, disc, (1.0, 1.0, 1.0), CFG)
+    assert n == 1
+    crushed, above = out[18, 18, 22], out[18, 18, 40]
+    assert crushed != above and crushed != out[18, 18, 5]
+    assert (out[7:29, 7:29, 19:27] == crushed).all()  # the crushed body whole
+    assert (out[6:30, 6:30, 33:52] == above).all()
+
+
+def test_disc_planes_fits_one_plane_to_a_disc_and_two_to_joined_discs():
+    ic = CFG.instances
+    up = np.array([0.0, 0.0, 1.0])
+
+    def planes(points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        return disc_planes(points, up, ic.disc_cut_flatness, ic.disc_cut_separation, min_points=100)
+
+    disc = np.argwhere(np.ones((20, 20, 4), bool)).astype(float)
+    assert len(planes(disc)) == 1 and abs(planes(disc)[0][1][2]) == pytest.approx(1.0)
+    two = np.concatenate([disc, disc + np.array([0.0, 0.0, 14.0])])  # two discs 14 mm apart: not flat, two clusters
+    assert [round(float(c[2]), 1) for c, _ in planes(two)] == [1.5, 15.5]
+    assert all(abs(n[2]) == pytest.approx(1.0) for _, n in planes(two))
+    blob = np.argwhere(np.ones((12, 12, 12), bool)).astype(float)  # not flat, but one thick piece
+    assert len(planes(blob)) == 1
+    assert len(disc_planes(two, up, ic.disc_cut_flatness, ic.disc_cut_separation, min_points=2000)) == 1
 
 
 def test_lesion_outside_bone_joins_the_nearest_bone():

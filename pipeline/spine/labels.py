@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import cc3d
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
@@ -253,7 +254,10 @@ def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfi
     Each disc piece of at least `disc_cut_disc_ml` is fitted with a plane (centroid, least-variance
     axis); a body component it touches is cut along that plane when the plane lies across the spine
     (within `split_max_angle_deg` of its axis) and each side holds at least `disc_cut_min_ml` and
-    `disc_cut_min_share` of the component. Returns the relabelled map and the number of cuts.
+    `disc_cut_min_share` of the component. A piece that is not flat (`disc_cut_flatness`) and falls
+    into two clusters along the spine (`disc_cut_separation`) is the two discs of a crushed body joined
+    round its rim: each cluster is fitted with its own plane (`disc_planes`). Returns the
+    relabelled map and the number of cuts.
     """
     ic = cfg.instances
     spacing = np.asarray(spacing, float)
@@ -266,31 +270,69 @@ def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfi
     axes: dict[int, np.ndarray] = {}
     next_id = int(bodies.max()) + 1
     n_cut = 0
+
+    def axis_of(label: int) -> np.ndarray:  # the spine's axis at a body (its centroid and its neighbours')
+        nonlocal centres
+        if label not in axes:
+            if centres is None:
+                centres = centroids(bodies, labels) * spacing
+            axes[label] = _spine_axis_near(centres, labels.index(label))
+        return axes[label]
+
+    min_points = int(np.ceil(ic.disc_cut_disc_ml / voxel_ml))  # the least disc piece, and each half of one
     for _, box, piece in grown_pieces(pieces, 1):
-        if piece.sum() * voxel_ml < ic.disc_cut_disc_ml:
+        if piece.sum() < min_points:
             continue
-        touched = np.unique(out[box][ndimage.binary_dilation(piece) & (out[box] > 0)])
+        touched = np.unique(out[box][ndimage.binary_dilation(piece) & (out[box] > 0)]).tolist()
+        if not touched:
+            continue
         offset = np.array([s.start for s in box])
         world = (np.argwhere(piece) + offset) * spacing
-        centre = world.mean(axis=0)
-        normal = np.linalg.eigh(np.cov((world - centre).T))[1][:, 0]
-        for label in touched.tolist():
-            comp_box = boxes[label]
-            where = np.argwhere(out[comp_box] == label) + np.array([s.start for s in comp_box])
-            side = (where * spacing - centre) @ normal > 0
-            small = min(int(side.sum()), int((~side).sum()))
-            if small * voxel_ml < ic.disc_cut_min_ml or small < ic.disc_cut_min_share * side.size:
-                continue
-            if label not in axes:
-                if centres is None:
-                    centres = centroids(bodies, labels) * spacing
-                axes[label] = _spine_axis_near(centres, labels.index(label))
-            if abs(float(np.dot(normal, axes[label]))) >= np.cos(np.radians(ic.split_max_angle_deg)):
-                out[tuple(where[side].T)] = next_id
-                boxes[next_id], axes[next_id] = comp_box, axes[label]  # a cut-off piece keeps its body's axis
-                next_id += 1
-                n_cut += 1
+        planes = disc_planes(world, axis_of(touched[0]), ic.disc_cut_flatness, ic.disc_cut_separation, min_points)
+        for centre, normal in planes:
+            for label in touched:
+                comp_box = boxes[label]
+                where = np.argwhere(out[comp_box] == label) + np.array([s.start for s in comp_box])
+                side = (where * spacing - centre) @ normal > 0
+                small = min(int(side.sum()), int((~side).sum()))
+                if small * voxel_ml < ic.disc_cut_min_ml or small < ic.disc_cut_min_share * side.size:
+                    continue
+                if abs(float(np.dot(normal, axis_of(label)))) >= np.cos(np.radians(ic.split_max_angle_deg)):
+                    out[tuple(where[side].T)] = next_id
+                    boxes[next_id], axes[next_id] = comp_box, axis_of(label)  # a cut-off piece keeps its body's axis
+                    next_id += 1
+                    n_cut += 1
     return out, n_cut
+
+
+def _plane(world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid, unit normal (least-variance axis) and ascending variances of points (N, 3)."""
+    centre = world.mean(axis=0)
+    variances, vectors = np.linalg.eigh(np.cov((world - centre).T))
+    return centre, vectors[:, 0], variances
+
+
+def disc_planes(
+    world: np.ndarray, axis: np.ndarray, flatness: float, separation: float, min_points: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The plane(s) (centroid, normal) of a disc piece's voxel centres `world` (mm). One, fitted to the
+    whole piece, unless the piece is not flat (least variance over `flatness` of the middle one) and
+    its positions along the spine `axis` fall into two clusters (Otsu's split explains at least
+    `separation` of their variance) of at least `min_points` each: then it is two discs joined round
+    the rim of a crushed body between them, and each cluster gets its own plane."""
+    centre, normal, variances = _plane(world)
+    if variances[0] <= flatness * variances[1]:
+        return [(centre, normal)]
+    along = world @ axis
+    if np.ptp(along) <= 0:
+        return [(centre, normal)]
+    cut = threshold_otsu(along)
+    lower = along <= cut
+    halves = [world[lower], world[~lower]]
+    between = lower.mean() * (1.0 - lower.mean()) * (along[lower].mean() - along[~lower].mean()) ** 2
+    if between < separation * along.var() or min(len(h) for h in halves) < max(min_points, 4):
+        return [(centre, normal)]
+    return [_plane(h)[:2] for h in halves]
 
 
 def _drop_small_bodies(comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, share: float) -> tuple[np.ndarray, int]:
