@@ -343,7 +343,9 @@ def test_a_crushed_body_between_two_joined_discs_is_cut_from_the_body_above():
 
 def test_disc_planes_fits_one_plane_to_a_disc_and_two_to_joined_discs():
     ic = CFG.instances
-    up = np.array([0.0, 0.0, 1.0])
+
+    def up() -> np.ndarray:
+        return np.array([0.0, 0.0, 1.0])
 
     def planes(points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         return disc_planes(points, up, ic.disc_cut_flatness, ic.disc_cut_separation, min_points=100)

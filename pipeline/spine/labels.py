@@ -19,8 +19,9 @@ voxel within ``instances.lesion_attach_mm``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import cc3d
 import numpy as np
@@ -288,7 +289,8 @@ def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfi
             continue
         offset = np.array([s.start for s in box])
         world = (np.argwhere(piece) + offset) * spacing
-        planes = disc_planes(world, axis_of(touched[0]), ic.disc_cut_flatness, ic.disc_cut_separation, min_points)
+        axis = partial(axis_of, touched[0])  # computed only for a piece that is not flat
+        planes = disc_planes(world, axis, ic.disc_cut_flatness, ic.disc_cut_separation, min_points)
         for centre, normal in planes:
             for label in touched:
                 comp_box = boxes[label]
@@ -313,17 +315,17 @@ def _plane(world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def disc_planes(
-    world: np.ndarray, axis: np.ndarray, flatness: float, separation: float, min_points: int
+    world: np.ndarray, axis: Callable[[], np.ndarray], flatness: float, separation: float, min_points: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The plane(s) (centroid, normal) of a disc piece's voxel centres `world` (mm). One, fitted to the
     whole piece, unless the piece is not flat (least variance over `flatness` of the middle one) and
-    its positions along the spine `axis` fall into two clusters (Otsu's split explains at least
-    `separation` of their variance) of at least `min_points` each: then it is two discs joined round
-    the rim of a crushed body between them, and each cluster gets its own plane."""
+    its positions along the spine's axis (`axis()`, asked only then) fall into two clusters (Otsu's
+    split explains at least `separation` of their variance) of at least `min_points` each: then it is
+    two discs joined round the rim of a crushed body between them, and each cluster gets its own plane."""
     centre, normal, variances = _plane(world)
     if variances[0] <= flatness * variances[1]:
         return [(centre, normal)]
-    along = world @ axis
+    along = world @ axis()
     if np.ptp(along) <= 0:
         return [(centre, normal)]
     cut = threshold_otsu(along)
