@@ -41,6 +41,7 @@ class LesionThresholds:
     network_lytic_contrast_hu: float
     network_blastic_contrast_hu: float
     network_rim_mm: float
+    network_rim_voxels: int
     network_edge_voxels: int
     network_lesion_probability: float
     mixed_minor_fraction: float

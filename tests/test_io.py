@@ -22,7 +22,7 @@ from io_fixtures import (
 from pipeline.config import load_input_config
 from pipeline.errors import InputError
 from pipeline.io import load_ct, load_label_map, save_volume, validate_ct
-from pipeline.volume import Volume, reorient, to_canonical
+from pipeline.volume import Volume, c_contiguous, reorient, to_canonical
 
 CONFIG = load_input_config()
 
@@ -76,6 +76,16 @@ def test_axis_order_contract(tmp_path: Path, ct_volume: Volume, suffix: str) -> 
         np.testing.assert_array_equal(other.array, canon[0].array)
         np.testing.assert_allclose(other.affine, canon[0].affine, atol=1e-4)
     np.testing.assert_array_equal(canon[0].array, ct_volume.array)
+
+
+def test_c_contiguous_copies_any_layout_exactly() -> None:
+    """The reader's fast copy of a Fortran-order array (nibabel, transposed SimpleITK) and the plain one of
+    any other layout give the same C-order array."""
+    a = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
+    for view in (a, a.transpose(2, 1, 0), np.asfortranarray(a), a[::-1], a.transpose(1, 0, 2), a[:, ::2]):
+        out = c_contiguous(view)
+        assert out.flags.c_contiguous and out.dtype == a.dtype and np.array_equal(out, view)
+    assert c_contiguous(a) is a
 
 
 def test_singleton_fourth_dimension_is_squeezed(tmp_path: Path) -> None:

@@ -357,6 +357,41 @@ def test_sclerotic_rim_of_a_lytic_piece_becomes_blastic() -> None:
     assert mark_sclerotic_rim(hu, lesions, interior, spacing, 400.0, 0.0)[1] == 0  # turned off
 
 
+def test_rim_next_voxel_only_round_lytic_pieces_that_stand_out() -> None:
+    """At voxels over `network_rim_mm` the rim's distance reaches nothing outside a lytic piece; its next
+    voxels (`network_rim_voxels`) become blastic where bright, but only round a lytic piece the faint
+    check keeps: bright bone next to a faint piece is not made a blastic lesion of its own."""
+    import dataclasses
+
+    from pipeline.anatomy import Lesion
+    from pipeline.config import load_sins_config
+    from pipeline.model.infer import check_lesions
+
+    spacing = (2.3, 2.3, 2.3)
+    hu = np.full((40, 40, 24), -100.0, np.float32)
+    anatomy = np.zeros(hu.shape, np.uint8)
+    anatomy[2:38, 2:38, 1:23] = 1
+    hu[2:38, 2:38, 1:23] = 900.0  # cortex
+    hu[3:37, 3:37, 2:22] = 200.0  # cancellous bone: the reference
+    lesions = np.zeros(hu.shape, np.uint8)
+    for lo, core_hu in ((9, 40.0), (24, 190.0)):  # a lytic core, and a piece no darker than the bone
+        hu[lo : lo + 8, lo : lo + 8, 7:15] = 700.0  # a one-voxel sclerotic rim ...
+        hu[lo + 1 : lo + 7, lo + 1 : lo + 7, 8:14] = core_hu  # ... round the piece the network calls lytic
+        lesions[lo + 1 : lo + 7, lo + 1 : lo + 7, 8:14] = Lesion.LYTIC
+    anatomy[lesions > 0] = 0
+    t = load_sins_config(None).lesion
+    out, notes = check_lesions(hu, anatomy, lesions, spacing, t)
+    ring = np.zeros(hu.shape, bool)
+    ring[9:17, 9:17, 7:15] = True
+    ring[10:16, 10:16, 8:14] = False
+    assert t.network_rim_voxels == 1 and (out[ring] == Lesion.BLASTIC).all()
+    assert (out[10:16, 10:16, 8:14] == Lesion.LYTIC).all()
+    assert not out[22:34, 22:34].any()  # the faint piece dropped, its bright neighbours left to bone
+    assert any("kept, counted as blastic" in n for n in notes)
+    off, _ = check_lesions(hu, anatomy, lesions, spacing, dataclasses.replace(t, network_rim_voxels=0))
+    assert not off[ring].any()  # the 2 mm rim alone reaches nothing at 2.3 mm voxels
+
+
 def test_bone_density_augmentation_darkens_bone_only() -> None:
     from pipeline.model.card import Intensity
     from pipeline.model.train import thin_bone

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from ..config import InputConfig
 from ..errors import InputError
-from ..volume import LPS_TO_RAS, Volume, affine_from_itk
+from ..volume import LPS_TO_RAS, Volume, affine_from_itk, c_contiguous
 from .checks import check_shape, hu_dtype, normalize_modality
 
 #: DICOM tags read from every file (name -> SimpleITK/GDCM metadata key).
@@ -374,5 +374,5 @@ def load_dicom_series(folder: str | Path, config: InputConfig) -> Volume:
         notes.extend(more)
     if ignored:
         notes.append(f"ignored {ignored} non-image file(s) in the folder")
-    array = np.ascontiguousarray(array)
+    array = c_contiguous(array)
     return Volume(array, affine, source=folder.name, notes=tuple(notes), meta=_meta(series))

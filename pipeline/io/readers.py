@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from ..config import InputConfig, load_input_config
 from ..errors import InputError
-from ..volume import Volume, affine_from_itk, reorient
+from ..volume import Volume, affine_from_itk, c_contiguous, reorient
 from .checks import (
     check_shape,
     hu_dtype,
@@ -233,7 +233,7 @@ def load_ct(path: str | Path, config: InputConfig | None = None) -> Volume:
         modality = _file_modality(raw.header)
         if modality is not None:
             meta["Modality"] = modality
-        volume = Volume(np.ascontiguousarray(hu_dtype(raw.array)), raw.affine, source=path.name, meta=meta)
+        volume = Volume(c_contiguous(hu_dtype(raw.array)), raw.affine, source=path.name, meta=meta)
     validate_ct(volume, config)
     return volume
 
@@ -310,7 +310,7 @@ def load_label_map(path: str | Path, reference: Volume | None = None) -> Volume:
     if path.is_dir():
         raise InputError(f"{path.name} is a folder: give the label map as a NIfTI, NRRD or MetaImage file")
     raw = _read_file(path, "label map")
-    array = np.ascontiguousarray(_label_dtype(raw.array, path.name))
+    array = c_contiguous(_label_dtype(raw.array, path.name))
     label = Volume(array, raw.affine, source=path.name)
     if reference is not None:
         label = _match_reference(label, reference)

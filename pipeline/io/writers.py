@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..volume import Volume, itk_from_affine
+from ..volume import Volume, c_contiguous, itk_from_affine
 
 
 def to_sitk(volume: Volume, dtype: np.dtype | type | None = None) -> sitk.Image:
     """SimpleITK image of a Volume (ITK index order, LPS geometry)."""
     array = volume.array if dtype is None else volume.array.astype(dtype, copy=False)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+    image = sitk.GetImageFromArray(c_contiguous(array.transpose(2, 1, 0)))
     spacing, origin, direction = itk_from_affine(volume.affine)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)

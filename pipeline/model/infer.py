@@ -109,6 +109,13 @@ def _predict(model: LoadedModel, x: torch.Tensor, overlap: float = OVERLAP) -> t
         return torch.softmax(logits[0].float(), dim=0)
 
 
+def channel_argmax(p: torch.Tensor) -> torch.Tensor:
+    """The likeliest channel of (C, ...) probabilities: `max`'s indices, which are argmax's (the first
+    maximum on ties, as documented for both), about 10x faster on the CPU than `argmax` over the
+    leading, strided dimension (4.7 s of a 512x512x400 CT's segment stage)."""
+    return p.max(0).indices
+
+
 def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray, int]:
     """Lesion pieces at least `min_voxels` thick in every direction (the largest ball inside them);
     thinner ones are partial-volume cortex or endplate on thick slices, not a lesion. Returns the
@@ -153,16 +160,23 @@ def mark_sclerotic_rim(
     spacing: tuple[float, ...],
     threshold_hu: float,
     rim_mm: float,
+    rim_voxels: int = 0,
 ) -> tuple[np.ndarray, int]:
     """Lesions with the sclerotic rim of mixed lesions made blastic: voxels of the bodies' interior at
-    least `threshold_hu` bright that lie in a lytic piece or within `rim_mm` of one (the network
-    draws such a thin bright rim mostly as bone or lytic). Returns the map and the voxels made blastic."""
+    least `threshold_hu` bright that lie in a lytic piece, within `rim_mm` of one or within `rim_voxels`
+    voxels of one (26-neighbourhood; at voxels wider than `rim_mm` the distance alone reaches nothing
+    outside the piece). The network draws such a thin bright rim mostly as bone or lytic. Returns the
+    map and the voxels made blastic."""
     lytic = lesions == Lesion.LYTIC
-    if rim_mm <= 0 or not lytic.any():
+    if (rim_mm <= 0 and rim_voxels <= 0) or not lytic.any():
         return lesions, 0
-    box = bounding_box(lytic, np.ceil(rim_mm / np.asarray(spacing, float)).astype(int))
+    reach = np.maximum(np.ceil(max(rim_mm, 0.0) / np.asarray(spacing, float)).astype(int), max(rim_voxels, 0))
+    box = bounding_box(lytic, reach)
     assert box is not None
     near = ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm
+    if rim_voxels > 0:
+        ball = ndimage.generate_binary_structure(3, 3)
+        near |= ndimage.binary_dilation(lytic[box], ball, iterations=rim_voxels)
     rim = near & interior[box] & (hu[box] >= threshold_hu) & (lesions[box] != Lesion.BLASTIC)
     n = int(np.count_nonzero(rim))
     if not n:
@@ -309,6 +323,17 @@ def check_lesions(
             )
             notes.append(_left_out(kept, out, n, voxel_ml, why))
         kept = out
+        if reference is not None and t.network_rim_voxels > 0:  # the rim's next voxels: round kept lytic pieces only
+            out, n = mark_sclerotic_rim(
+                hu, kept, interior, spacing, reference + t.network_blastic_contrast_hu, 0.0, t.network_rim_voxels
+            )
+            if n:
+                notes.append(
+                    f"{n * voxel_ml:.2f} mL of bone at least {t.network_blastic_contrast_hu:g} HU brighter than the "
+                    f"vertebral bodies' bone ({reference:.0f} HU), within {t.network_rim_voxels} voxel(s) of a "
+                    "lytic piece kept, counted as blastic (a sclerotic rim)"
+                )
+            kept = out
         min_voxels = int(np.ceil(t.min_volume_ml / voxel_ml))
         out, n = grow_lesions(hu, anatomy, kept, interior, reference, t.network_edge_voxels, min_voxels)
         if n:
@@ -343,7 +368,7 @@ def decide(p: torch.Tensor, lesion_probability: float | None = None) -> tuple[to
     network draws the dark core of a small posterior-element lesion and leaves its partial-volume rim
     to bone (such lesions came out at a quarter to a half of their volume), which decides
     posterolateral involvement; the vertebral bodies' lesions are large and keep the argmax."""
-    labels = p.argmax(0)
+    labels = channel_argmax(p)
     if lesion_probability is None:
         return labels, torch.zeros_like(labels, dtype=torch.bool)
     # where the argmax is not a lesion it is also the likeliest other class, so no second argmax
@@ -402,7 +427,7 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     # the image, the zooms and the argmax stay on the model's device (a GPU does them too); labels come back
     image = torch.from_numpy(normalise(ct.array, card.intensity))[None].to(model.device)
     coarse_shape = grid_shape(ct.shape, spacing, card.coarse_spacing_mm)
-    coarse = _predict(model, zoom_to(image, coarse_shape), overlap=0.0).argmax(0).cpu().numpy()  # finding only
+    coarse = channel_argmax(_predict(model, zoom_to(image, coarse_shape), overlap=0.0)).cpu().numpy()  # finding only
     spine = column_mask(np.isin(coarse, SPINE_CHANNELS), card.coarse_spacing_mm)
     timings["localise"] = time.perf_counter() - t0
     if spine.sum() * card.coarse_spacing_mm**3 / 1000.0 < 1.0:
