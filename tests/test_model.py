@@ -106,6 +106,16 @@ def test_inference_runs_on_the_input_grid(tiny_model: Path) -> None:
     assert seg.anatomy.shape == ct.shape and seg.lesions.shape == ct.shape
 
 
+def test_channel_argmax_is_argmax() -> None:
+    """`channel_argmax` (max's indices, faster on the CPU) gives argmax's labels, ties included."""
+    from pipeline.model.infer import channel_argmax
+
+    p = torch.rand((10, 30, 20, 12), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(channel_argmax(p), p.argmax(0))
+    ties = torch.randint(0, 3, (10, 30, 20), generator=torch.Generator().manual_seed(4)).float()
+    assert torch.equal(channel_argmax(ties), ties.argmax(0))
+
+
 @pytest.mark.parametrize(
     ("fine", "out", "slab"),
     [((12, 10, 30), (30, 25, 97), 8), ((12, 10, 30), (20, 25, 11), 4), ((8, 9, 31), (20, 22, 9), 48)],
