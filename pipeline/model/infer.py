@@ -287,7 +287,9 @@ def check_lesions(
     """The network's lesion map after its checks: thin pieces on thick-slice scans (`drop_thin_lesions`)
     and pieces that do not stand out from the patient's bone (`drop_faint_lesions`, judged on their
     `core`: the argmax's lesion voxels) left out, a mixed lesion's sclerotic rim made blastic
-    (`mark_sclerotic_rim`), the kept pieces' partial-volume edge in the bodies added (`grow_lesions`);
+    (`mark_sclerotic_rim`: within `network_rim_mm` of the lytic pieces before the faint check, their
+    next `network_rim_voxels` voxels round the pieces it keeps after it), the kept pieces' partial-volume
+    edge in the bodies added (`grow_lesions`);
     with a note for each rule that changed the map."""
     voxel_ml = float(np.prod(spacing)) / 1000.0
     notes: list[str] = []
