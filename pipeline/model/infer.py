@@ -173,10 +173,11 @@ def mark_sclerotic_rim(
     reach = np.maximum(np.ceil(max(rim_mm, 0.0) / np.asarray(spacing, float)).astype(int), max(rim_voxels, 0))
     box = bounding_box(lytic, reach)
     assert box is not None
-    near = ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm
+    near = lytic[box]
     if rim_voxels > 0:
-        ball = ndimage.generate_binary_structure(3, 3)
-        near |= ndimage.binary_dilation(lytic[box], ball, iterations=rim_voxels)
+        near = ndimage.binary_dilation(near, ndimage.generate_binary_structure(3, 3), iterations=rim_voxels)
+    if rim_mm > 0:  # no distance map for the pass that only reaches the next voxels
+        near = near | (ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm)
     rim = near & interior[box] & (hu[box] >= threshold_hu) & (lesions[box] != Lesion.BLASTIC)
     n = int(np.count_nonzero(rim))
     if not n:
