@@ -43,6 +43,9 @@ class LesionThresholds:
     network_rim_mm: float
     network_rim_voxels: int
     network_edge_voxels: int
+    network_blastic_spread_mm: float
+    network_blastic_spread_contrast_hu: float
+    network_mirror_posterior: bool
     network_lesion_probability: float
     mixed_minor_fraction: float
 

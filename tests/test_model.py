@@ -545,3 +545,55 @@ def test_a_body_lesions_partial_volume_edge_joins_it() -> None:
     assert grow_lesions(hu, anatomy, lesions, interior, 220.0, 2, 1)[0][10, 7, 7] == Lesion.LYTIC
     out, added = grow_lesions(hu, anatomy, lesions, interior, 220.0, 1, min_voxels=100)  # 125 and 27 voxels
     assert added == 50 and out[12, 14, 14] == 0  # the small blastic piece does not grow
+
+
+def test_a_blastic_piece_spreads_through_bright_posterior_elements() -> None:
+    """A blastic body piece takes the bright pedicle voxels continuous with it (at least the contrast
+    over the posterior elements' median HU) up to the reach; equally bright voxels cut off from it by
+    normal bone, normal posterior elements and cancellous body bone stay bone; 0 mm turns it off."""
+    from pipeline.anatomy import Anatomy, Lesion
+    from pipeline.model.infer import bone_interior, spread_blastic
+
+    hu = np.full((12, 60, 12), -100.0)
+    anatomy = np.zeros(hu.shape, np.uint8)
+    anatomy[1:11, 1:12, 1:11] = Anatomy.VERTEBRAL_BODY
+    hu[1:11, 1:12, 1:11] = 220.0  # cancellous bone
+    anatomy[4:8, 12:59, 4:8] = Anatomy.POSTERIOR_ELEMENTS
+    hu[4:8, 12:59, 4:8] = 350.0  # the posterior elements' median
+    lesions = np.zeros(hu.shape, np.uint8)
+    lesions[3:9, 6:12, 3:9] = Lesion.BLASTIC
+    hu[3:9, 6:12, 3:9] = 900.0
+    anatomy[lesions > 0] = 0
+    hu[4:8, 12:20, 4:8] = 650.0  # the lesion's part in the pedicle: 300 HU over the median
+    hu[4:8, 20, 4:8] = 420.0  # normal bone between
+    hu[4:8, 21:23, 4:8] = 650.0  # as bright, but not continuous with the piece
+    hu[5, 5, 5] = 400.0  # the body's interior, 180 HU over its bone: joins
+    hu[5, 4, 5] = 350.0  # 130 HU over it: stays bone
+    interior = bone_interior(anatomy, lesions, (1.0, 1.0, 1.0), 2.0)
+    out, added = spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 150.0)
+    assert (out[4:8, 12:20, 4:8] == Lesion.BLASTIC).all()
+    assert not out[4:8, 20:, 4:8].any()
+    assert out[5, 5, 5] == Lesion.BLASTIC
+    assert (out[1:11, 1:5] == 0).all()  # the body's bone stays bone
+    assert added == 8 * 16 + 1
+    near, added = spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 3.0, 150.0)
+    assert added == 3 * 16 + 1 and (near[4:8, 12:15, 4:8] == Lesion.BLASTIC).all()  # the reach
+    assert spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 350.0)[1] == 0
+    assert spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 0.0, 150.0)[1] == 0
+
+
+def test_mirrored_pass_averages_the_posterior_elements_only() -> None:
+    """Where the likeliest class is posterior elements the probabilities become the mean of the two
+    passes; elsewhere (the bodies, the lesions) the single pass is kept."""
+    from pipeline.anatomy import Anatomy
+    from pipeline.model.infer import average_mirrored_posterior
+
+    p = torch.softmax(torch.randn((10, 6, 5, 4), generator=torch.Generator().manual_seed(1)), 0)
+    p[int(Anatomy.POSTERIOR_ELEMENTS), :3] += 1.0  # posterior elements in the first half
+    p[int(Anatomy.VERTEBRAL_BODY), 3:] += 1.0
+    p /= p.sum(0)
+    q = torch.softmax(torch.randn(p.shape, generator=torch.Generator().manual_seed(2)), 0)
+    before = p.clone()
+    assert average_mirrored_posterior(p, q) == 3 * 5 * 4
+    assert torch.allclose(p[:, :3], 0.5 * (before[:, :3] + q[:, :3]))
+    assert torch.equal(p[:, 3:], before[:, 3:])
