@@ -411,7 +411,7 @@ def check_lesions(
             notes.append(
                 f"{n * voxel_ml:.2f} mL of bone at least {t.network_blastic_spread_contrast_hu:g} HU brighter than "
                 f"its kind (posterior elements, bodies' interior) within {t.network_blastic_spread_mm:g} mm of a "
-                "blastic piece and continuous with it, counted as blastic (its part in the posterior elements)"
+                "blastic piece and continuous with it, counted as blastic (lesion the network left to bone)"
             )
         kept = out
     return kept, notes
