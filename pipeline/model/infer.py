@@ -164,6 +164,17 @@ def bone_reference_hu(hu: np.ndarray, interior: np.ndarray) -> float | None:
     return float(np.median(hu[interior])) if interior.any() else None
 
 
+def _made_blastic(lesions: np.ndarray, box: tuple[slice, ...], mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """A copy of `lesions` with the voxels of `mask` (within `box`) blastic, and how many; the map itself
+    when `mask` is empty."""
+    n = int(np.count_nonzero(mask))
+    if not n:
+        return lesions, 0
+    out = lesions.copy()
+    out[box][mask] = Lesion.BLASTIC
+    return out, n
+
+
 def mark_sclerotic_rim(
     hu: np.ndarray,
     lesions: np.ndarray,
@@ -190,12 +201,7 @@ def mark_sclerotic_rim(
     if rim_mm > 0:  # no distance map for the pass that only reaches the next voxels
         near = near | (ndimage.distance_transform_edt(~lytic[box], sampling=spacing) <= rim_mm)
     rim = near & interior[box] & (hu[box] >= threshold_hu) & (lesions[box] != Lesion.BLASTIC)
-    n = int(np.count_nonzero(rim))
-    if not n:
-        return lesions, 0
-    out = lesions.copy()
-    out[box][rim] = Lesion.BLASTIC
-    return out, n
+    return _made_blastic(lesions, box, rim)
 
 
 def drop_faint_lesions(
@@ -316,12 +322,7 @@ def spread_blastic(
     steps = int(np.ceil(reach_mm / min(spacing)))
     ball = ndimage.generate_binary_structure(3, 3)
     take = ndimage.binary_dilation(seed, ball, iterations=steps, mask=bright | seed) & ~seed
-    n = int(np.count_nonzero(take))
-    if not n:
-        return lesions, 0
-    out = lesions.copy()
-    out[box][take] = Lesion.BLASTIC
-    return out, n
+    return _made_blastic(lesions, box, take)
 
 
 def _left_out(before: np.ndarray, after: np.ndarray, pieces: int, voxel_ml: float, why: str) -> str:
