@@ -17,7 +17,7 @@ from pipeline.model.card import DEFAULT_MODEL_DIR, file_sha256, load_model, read
 from pipeline.model.classes import CHANNELS, from_prediction, to_target
 from pipeline.model.infer import segment
 from pipeline.model.network import resolve_device
-from pipeline.model.train import Sample, _lesion_centre, _pieces, load_train_config, train
+from pipeline.model.train import Sample, _lesion_centre, _pieces, _posterior_rows, load_train_config, train
 
 TINY = Path(__file__).parent / "data" / "train_tiny.yaml"
 
@@ -200,6 +200,24 @@ def test_lesion_patches_centre_on_pieces_uniformly() -> None:
     assert 0.45 < np.mean(small) < 0.55
     small = [_lesion_centre(sample, rng, "voxel")[0] == 25 for _ in range(2000)]
     assert np.mean(small) < 0.02
+
+
+def test_lesion_patches_centre_on_posterior_lesions_half_the_time() -> None:
+    """`lesion_centre: posterior`: a lesion voxel nearer the posterior elements than the body is a
+    patch centre half the time, however small its lesion; the other half is drawn as "voxel"."""
+    target = np.zeros((30, 40, 30), np.uint8)
+    target[5:25, 2:20, 5:25] = 1  # body
+    target[5:25, 26:34, 5:25] = 2  # posterior elements
+    target[8:18, 4:14, 8:18] = 8  # a 1000-voxel body lesion
+    target[12, 23:25, 12] = 9  # a 2-voxel lesion by the posterior elements
+    voxels = np.argwhere(target >= 8)
+    rows = _posterior_rows(target, voxels)
+    assert sorted(voxels[rows, 1].tolist()) == [23, 24]
+    sample = Sample(np.zeros(target.shape, np.float32), target, voxels, voxels, posterior_rows=rows)
+    rng = np.random.default_rng(0)
+    near = [_lesion_centre(sample, rng, "posterior")[1] >= 23 for _ in range(2000)]
+    assert 0.45 < np.mean(near) < 0.55
+    assert not len(_posterior_rows(np.where(target == 2, 0, target), voxels))  # no posterior elements
 
 
 @pytest.mark.parametrize(

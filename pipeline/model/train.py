@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from monai.losses import MaskedDiceLoss
 from scipy import ndimage
 
+from ..anatomy import Anatomy
 from ..config import load_config_file
 from ..errors import ConfigError, ModelError
 from ..phantom import generate, random_spec
@@ -59,15 +60,17 @@ class DataSettings:
     slab_mm: tuple[float, ...] = (20.0, 60.0)
     # How a lesion patch picks its centre: "voxel" (any lesion voxel: big body lesions dominate) or
     # "piece" (a lesion piece first, uniformly, then a voxel of it: small posterior-element lesions
-    # are centred as often as body lesions).
+    # are centred as often as body lesions), or "posterior" (half of the lesion patches on a lesion
+    # voxel nearer the posterior elements than the body, when the case has one: the small pedicle and
+    # lamina lesions that thick slices hide; the other half as "voxel").
     lesion_centre: str = "voxel"
     # Samples (a case on the fine or the coarse grid) kept in memory between iterations; a sample is
     # about 5-100 MB, and a pool larger than the cache is re-read from disk (about 0.25 s a sample).
     cache_samples: int = 25
 
     def __post_init__(self) -> None:
-        if self.lesion_centre not in ("voxel", "piece"):
-            raise ConfigError(f"data.lesion_centre must be 'voxel' or 'piece', not {self.lesion_centre!r}")
+        if self.lesion_centre not in ("voxel", "piece", "posterior"):
+            raise ConfigError(f"data.lesion_centre must be 'voxel', 'piece' or 'posterior', not {self.lesion_centre!r}")
         if self.cache_samples < 1:
             raise ConfigError(f"data.cache_samples must be at least 1, not {self.cache_samples}")
 
@@ -138,6 +141,7 @@ class Sample:
     real: bool = False
     spacing_mm: float = 1.5
     lesion_pieces: tuple[np.ndarray, ...] = ()  # rows of lesion_voxels, one array per connected piece
+    posterior_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rows nearer the PE
 
 
 def _draw(seed: int, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -207,6 +211,7 @@ def load_sample(path: Path, cfg: TrainConfig, coarse: bool) -> Sample:
         real=path.name.startswith("real_"),
         spacing_mm=cfg.coarse_spacing_mm if coarse else cfg.spacing_mm,
         lesion_pieces=_pieces(lesion_mask, lesion),
+        posterior_rows=_posterior_rows(target, lesion),
     )
 
 
@@ -219,7 +224,25 @@ def _pieces(mask: np.ndarray, voxels: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.split(order, np.flatnonzero(np.diff(ids[order])) + 1))
 
 
+def _posterior_rows(target: np.ndarray, voxels: np.ndarray, margin: int = 12) -> np.ndarray:
+    """Rows of `voxels` (lesion voxels) nearer a posterior-element voxel than a body voxel, judged
+    within the lesions' bounding box grown by `margin` voxels (none when either class is absent)."""
+    if not len(voxels):
+        return np.zeros(0, np.int64)
+    lo = np.maximum(voxels.min(0) - margin, 0)
+    hi = np.minimum(voxels.max(0) + margin + 1, target.shape)
+    box = target[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    body, posterior = box == Anatomy.VERTEBRAL_BODY, box == Anatomy.POSTERIOR_ELEMENTS
+    if not body.any() or not posterior.any():
+        return np.zeros(0, np.int64)
+    local = tuple((voxels - lo).T)
+    nearer = ndimage.distance_transform_edt(~posterior)[local] < ndimage.distance_transform_edt(~body)[local]
+    return np.flatnonzero(nearer)
+
+
 def _lesion_centre(sample: Sample, rng: np.random.Generator, how: str) -> np.ndarray:
+    if how == "posterior" and len(sample.posterior_rows) and rng.random() < 0.5:
+        return sample.lesion_voxels[sample.posterior_rows[rng.integers(len(sample.posterior_rows))]]
     if how == "piece" and sample.lesion_pieces:
         rows = sample.lesion_pieces[int(rng.integers(len(sample.lesion_pieces)))]
         return sample.lesion_voxels[rows[rng.integers(len(rows))]]
