@@ -202,9 +202,9 @@ def test_lesion_patches_centre_on_pieces_uniformly() -> None:
     assert np.mean(small) < 0.02
 
 
-def test_lesion_patches_centre_on_posterior_lesions_half_the_time() -> None:
+def test_lesion_patches_centre_on_posterior_lesions_at_their_share() -> None:
     """`lesion_centre: posterior`: a lesion voxel nearer the posterior elements than the body is a
-    patch centre half the time, however small its lesion; the other half is drawn as "voxel"."""
+    patch centre `posterior_share` of the time, however small its lesion; the rest is drawn as "voxel"."""
     target = np.zeros((30, 40, 30), np.uint8)
     target[5:25, 2:20, 5:25] = 1  # body
     target[5:25, 26:34, 5:25] = 2  # posterior elements
@@ -217,6 +217,8 @@ def test_lesion_patches_centre_on_posterior_lesions_half_the_time() -> None:
     rng = np.random.default_rng(0)
     near = [_lesion_centre(sample, rng, "posterior")[1] >= 23 for _ in range(2000)]
     assert 0.45 < np.mean(near) < 0.55
+    near = [_lesion_centre(sample, rng, "posterior", 0.25)[1] >= 23 for _ in range(2000)]
+    assert 0.2 < np.mean(near) < 0.3
     assert not len(_posterior_rows(np.where(target == 2, 0, target), voxels))  # no posterior elements
 
 
@@ -225,6 +227,7 @@ def test_lesion_patches_centre_on_posterior_lesions_half_the_time() -> None:
     [
         ("lesion_centre: voxel", "lesion_centre: voxels", "lesion_centre"),
         ("cache_samples: 200", "cache_samples: 0", "cache_samples"),
+        ("posterior_share: 0.5", "posterior_share: 1.5", "posterior_share"),
     ],
 )
 def test_bad_data_settings_are_config_errors(tmp_path: Path, line: str, bad: str, message: str) -> None:

@@ -60,10 +60,11 @@ class DataSettings:
     slab_mm: tuple[float, ...] = (20.0, 60.0)
     # How a lesion patch picks its centre: "voxel" (any lesion voxel: big body lesions dominate) or
     # "piece" (a lesion piece first, uniformly, then a voxel of it: small posterior-element lesions
-    # are centred as often as body lesions), or "posterior" (half of the lesion patches on a lesion
-    # voxel nearer the posterior elements than the body, when the case has one: the small pedicle and
-    # lamina lesions that thick slices hide; the other half as "voxel").
+    # are centred as often as body lesions), or "posterior" (a share posterior_share of the lesion
+    # patches on a lesion voxel nearer the posterior elements than the body, when the case has one:
+    # the small pedicle and lamina lesions that thick slices hide; the others as "voxel").
     lesion_centre: str = "voxel"
+    posterior_share: float = 0.5
     # Samples (a case on the fine or the coarse grid) kept in memory between iterations; a sample is
     # about 5-100 MB, and a pool larger than the cache is re-read from disk (about 0.25 s a sample).
     cache_samples: int = 25
@@ -71,6 +72,8 @@ class DataSettings:
     def __post_init__(self) -> None:
         if self.lesion_centre not in ("voxel", "piece", "posterior"):
             raise ConfigError(f"data.lesion_centre must be 'voxel', 'piece' or 'posterior', not {self.lesion_centre!r}")
+        if not 0.0 <= self.posterior_share <= 1.0:
+            raise ConfigError(f"data.posterior_share must lie in [0, 1], not {self.posterior_share}")
         if self.cache_samples < 1:
             raise ConfigError(f"data.cache_samples must be at least 1, not {self.cache_samples}")
 
@@ -240,8 +243,8 @@ def _posterior_rows(target: np.ndarray, voxels: np.ndarray, margin: int = 12) ->
     return np.flatnonzero(nearer)
 
 
-def _lesion_centre(sample: Sample, rng: np.random.Generator, how: str) -> np.ndarray:
-    if how == "posterior" and len(sample.posterior_rows) and rng.random() < 0.5:
+def _lesion_centre(sample: Sample, rng: np.random.Generator, how: str, posterior_share: float = 0.5) -> np.ndarray:
+    if how == "posterior" and len(sample.posterior_rows) and rng.random() < posterior_share:
         return sample.lesion_voxels[sample.posterior_rows[rng.integers(len(sample.posterior_rows))]]
     if how == "piece" and sample.lesion_pieces:
         rows = sample.lesion_pieces[int(rng.integers(len(sample.lesion_pieces)))]
@@ -253,7 +256,7 @@ def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: Da
     """A patch centred on a lesion, on the spine, or anywhere (padded with background)."""
     r = rng.random()
     if len(sample.lesion_voxels) and r < d.lesion_share:
-        centre = _lesion_centre(sample, rng, d.lesion_centre)
+        centre = _lesion_centre(sample, rng, d.lesion_centre, d.posterior_share)
     elif len(sample.spine_voxels) and r < d.lesion_share + d.spine_share:
         centre = sample.spine_voxels[rng.integers(len(sample.spine_voxels))]
     else:
