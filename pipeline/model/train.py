@@ -133,6 +133,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------ data
+_NO_ROWS = np.zeros(0, np.int64)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One phantom on the training grid: normalised image, target classes, where to centre crops."""
@@ -144,7 +147,7 @@ class Sample:
     real: bool = False
     spacing_mm: float = 1.5
     lesion_pieces: tuple[np.ndarray, ...] = ()  # rows of lesion_voxels, one array per connected piece
-    posterior_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rows nearer the PE
+    posterior_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)  # rows nearer the posterior elements
 
 
 def _draw(seed: int, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -214,7 +217,7 @@ def load_sample(path: Path, cfg: TrainConfig, coarse: bool) -> Sample:
         real=path.name.startswith("real_"),
         spacing_mm=cfg.coarse_spacing_mm if coarse else cfg.spacing_mm,
         lesion_pieces=_pieces(lesion_mask, lesion),
-        posterior_rows=_posterior_rows(target, lesion),
+        posterior_rows=_posterior_rows(target, lesion) if cfg.data.lesion_centre == "posterior" else _NO_ROWS,
     )
 
 
@@ -231,13 +234,13 @@ def _posterior_rows(target: np.ndarray, voxels: np.ndarray, margin: int = 12) ->
     """Rows of `voxels` (lesion voxels) nearer a posterior-element voxel than a body voxel, judged
     within the lesions' bounding box grown by `margin` voxels (none when either class is absent)."""
     if not len(voxels):
-        return np.zeros(0, np.int64)
+        return _NO_ROWS
     lo = np.maximum(voxels.min(0) - margin, 0)
     hi = np.minimum(voxels.max(0) + margin + 1, target.shape)
     box = target[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
     body, posterior = box == Anatomy.VERTEBRAL_BODY, box == Anatomy.POSTERIOR_ELEMENTS
     if not body.any() or not posterior.any():
-        return np.zeros(0, np.int64)
+        return _NO_ROWS
     local = tuple((voxels - lo).T)
     nearer = ndimage.distance_transform_edt(~posterior)[local] < ndimage.distance_transform_edt(~body)[local]
     return np.flatnonzero(nearer)
