@@ -164,6 +164,13 @@ def bone_reference_hu(hu: np.ndarray, interior: np.ndarray) -> float | None:
     return float(np.median(hu[interior])) if interior.any() else None
 
 
+def _grown_within(seed: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarray:
+    """Voxels of `allowed` that `seed` reaches in up to `steps` steps (26-neighbourhood) without leaving
+    `allowed` (geodesic dilation); the seed itself left out."""
+    ball = ndimage.generate_binary_structure(3, 3)
+    return ndimage.binary_dilation(seed, ball, iterations=steps, mask=allowed | seed) & ~seed
+
+
 def _made_blastic(lesions: np.ndarray, box: tuple[slice, ...], mask: np.ndarray) -> tuple[np.ndarray, int]:
     """A copy of `lesions` with the voxels of `mask` (within `box`) blastic, and how many; the map itself
     when `mask` is empty."""
@@ -282,7 +289,7 @@ def grow_lesions(
             side = hu_sub < 0.5 * (median + bone)
         else:
             side = (hu_sub > 0.5 * (median + reference_hu)) & interior[grown]
-        take = ndimage.binary_dilation(piece, ball, iterations=edge_voxels, mask=free & side | piece) & ~piece
+        take = _grown_within(piece, free & side, edge_voxels)
         if take.any():
             out[grown][take] = kind
             added += int(np.count_nonzero(take))
@@ -319,9 +326,7 @@ def spread_blastic(
     if reference_hu is not None:
         body = (anatomy[box] == Anatomy.VERTEBRAL_BODY) & free[box] & interior[box]
         bright |= body & (hu[box] >= reference_hu + contrast_hu)
-    steps = int(np.ceil(reach_mm / min(spacing)))
-    ball = ndimage.generate_binary_structure(3, 3)
-    take = ndimage.binary_dilation(seed, ball, iterations=steps, mask=bright | seed) & ~seed
+    take = _grown_within(seed, bright, int(np.ceil(reach_mm / min(spacing))))
     return _made_blastic(lesions, box, take)
 
 
