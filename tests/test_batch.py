@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -226,13 +227,18 @@ def test_killed_run_resumes_where_it_stopped(
     # (a free-running batch of small phantoms can finish between two polls on a busy machine).
     cmd = [sys.executable, "-c", WAIT_AFTER_EACH_CASE, "batch", "--manifest", str(data / "many.csv"), "--out", str(out)]
     proc = subprocess.Popen([*cmd, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, proc.kill)  # a hung batch fails the test instead of stalling it
+    watchdog.start()
     try:
-        lines = [proc.stderr.readline() for _ in range(2)]  # "sins batch: 6 cases ...", then "[1/6] CASE: ok"
-        assert lines[1].startswith("[1/6] "), lines
+        lines: list[str] = []
+        while not (lines and lines[-1].startswith("[1/6] ")):  # the first case reported: "[1/6] CASE: ok"
+            lines.append(proc.stderr.readline())
+            assert lines[-1], "".join(lines)  # the batch ended before reporting a case
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=30)
         stderr = "".join(lines) + rest
     finally:
+        watchdog.cancel()
         proc.kill()
     assert proc.returncode == 143, stderr
     assert stderr.splitlines()[-1] == "sins: terminated" and "Traceback" not in stderr
@@ -292,8 +298,6 @@ def test_two_workers_match_one(capsys: pytest.CaptureFixture[str], data: Path, r
 
 
 def test_a_dead_worker_costs_one_case(capsys: pytest.CaptureFixture[str], data: Path, tmp_path: Path) -> None:
-    import threading
-
     psutil = pytest.importorskip("psutil")
     out = tmp_path / "run"
     killed: list[int] = []
@@ -325,8 +329,6 @@ def test_a_worker_killed_at_start_up_stops_nothing(
     """A worker killed early (starting, or waiting for or reading a case: with a queue shared by the
     workers it could take the queue's lock with it and stop the others for good) costs at most the
     case it had taken; the others are scored."""
-    import threading
-
     psutil = pytest.importorskip("psutil")
     out = tmp_path / "run"
     killed: list[int] = []
