@@ -264,6 +264,31 @@ def test_killed_run_resumes_where_it_stopped(
         assert copy.replace(f'"{case_id}_2"', f'"{case_id}"') == without_timings(out / case_id / "sins.json").decode()
 
 
+def test_an_interrupt_just_after_a_commit_still_counts_the_case(
+    capsys: pytest.CaptureFixture[str], data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between a case's commit (its folder renamed into place) and its row: run.json and
+    cases.csv count the folder that is there."""
+    import pipeline.batch.run as batch_run
+
+    real_commit = batch_run.commit
+
+    def commit_then_interrupt(out: Path, case_id: str):
+        real_commit(out, case_id)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_run, "commit", commit_then_interrupt)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "--manifest", data / "good.csv", "--out", out, "--quiet")
+    assert code == 130 and err.splitlines()[-1] == "sins: interrupted"
+    done = case_dirs(out)
+    assert len(done) == 1 and (done[0] / "sins.json").is_file()
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["counts"]["ok"] == 1 and info["counts"]["computed"] == 1
+    rows = read_rows(out / "cases.csv")
+    assert [(c, r["status"]) for c, r in rows.items()] == [(done[0].name, "ok")]
+
+
 def test_leftovers_of_a_crash_are_redone(capsys: pytest.CaptureFixture[str], data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     half = out / GOOD[0]  # a case folder without sins.json (e.g. copied by hand, or an older version)

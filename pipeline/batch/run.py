@@ -176,6 +176,12 @@ def _record(out: Path, task: CaseTask, outcome: CaseOutcome) -> CaseRecord:
     return CaseRecord(task.case_id, "error", outcome.error, outcome.seconds, task.ct)
 
 
+def _finished(plan: BatchPlan, task: CaseTask) -> CaseResult | None:
+    """The case's result on disk when it is complete and made with this plan's configuration and model."""
+    model_sha = plan.model.sha256 if (task.needs_model and plan.model) else None
+    return finished_result(plan.out, task.case_id, plan.config_sha256, model_sha)
+
+
 def _run_info(plan: BatchPlan, backend: Backend, records: dict, workers: dict, started: str, status: str, t0: float):
     recs = list(records.values())
     ok = sum(r.status == "ok" for r in recs)
@@ -219,8 +225,7 @@ def run_batch(plan: BatchPlan, backend: Backend, on_event: Callable[[BatchEvent]
     records: dict[str, CaseRecord] = {}
     to_run: list[CaseTask] = []
     for task in plan.tasks:
-        model_sha = plan.model.sha256 if (task.needs_model and plan.model) else None
-        prev = None if plan.overwrite else finished_result(out, task.case_id, plan.config_sha256, model_sha)
+        prev = None if plan.overwrite else _finished(plan, task)
         if prev is not None:
             records[task.case_id] = CaseRecord(task.case_id, "ok", None, _seconds(prev), task.ct, prev, reused=True)
         else:
@@ -242,11 +247,13 @@ def run_batch(plan: BatchPlan, backend: Backend, on_event: Callable[[BatchEvent]
     status = "interrupted"
     stream = backend.run(to_run, plan.ctx, out)
     last_flush = time.perf_counter()
+    storing: CaseTask | None = None  # between a case's commit and its row
     try:
         for outcome in stream:
-            task = by_id[outcome.case_id]
+            task = storing = by_id[outcome.case_id]
             record = _record(out, task, outcome)
             records[task.case_id] = record
+            storing = None
             if outcome.worker:
                 w = workers.setdefault(outcome.worker, {"cases": 0, "peak_rss_mb": 0.0})
                 w["cases"] += 1
@@ -262,6 +269,10 @@ def run_batch(plan: BatchPlan, backend: Backend, on_event: Callable[[BatchEvent]
         if close is not None:
             close()
         backend.close()
+        if storing is not None and storing.case_id not in records:  # interrupted between commit and row
+            done = _finished(plan, storing)
+            if done is not None:
+                records[storing.case_id] = CaseRecord(storing.case_id, "ok", None, _seconds(done), storing.ct, done)
         info = _run_info(plan, backend, records, workers, started, status, t0)
         write_summaries(out, list(records.values()), info, names)
         cleanup_staging(out)
