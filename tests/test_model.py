@@ -601,6 +601,18 @@ def test_a_blastic_piece_spreads_through_bright_posterior_elements() -> None:
     assert added == 3 * 16 + 1 and (near[4:8, 12:15, 4:8] == Lesion.BLASTIC).all()  # the reach
     assert spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 350.0)[1] == 0
     assert spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 0.0, 150.0)[1] == 0
+    # a piece under min_voxels spreads only within the reach of a piece of at least that size (lytic and
+    # blastic voxels together): a lone speck must not grow into a lesion level
+    assert spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 150.0, 216)[1] == 8 * 16 + 1
+    assert spread_blastic(hu, anatomy, lesions, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 150.0, 217)[1] == 0
+    mixed = lesions.copy()
+    mixed[3:9, 6:12, 2] = Lesion.LYTIC  # 36 lytic voxels against the blastic piece: 252 together
+    assert spread_blastic(hu, anatomy, mixed, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 150.0, 250)[1] == 8 * 16 + 1
+    near_big = lesions.copy()
+    near_big[4:8, 40:50, 4:8] = Lesion.LYTIC  # 160 voxels, 29 mm from the blastic piece: neither counts
+    assert spread_blastic(hu, anatomy, near_big, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 150.0, 250)[1] == 0
+    near_big[4:8, 30:40, 4:8] = Lesion.LYTIC  # now 320 voxels, 19 mm from it: the blastic piece is its part
+    assert spread_blastic(hu, anatomy, near_big, interior, 220.0, (1.0, 1.0, 1.0), 20.0, 150.0, 250)[1] == 8 * 16 + 1
 
 
 def test_mirrored_pass_averages_the_posterior_elements_only() -> None:

@@ -296,6 +296,22 @@ def grow_lesions(
     return out, added
 
 
+def _near_a_counted_piece(
+    lesions: np.ndarray, spacing: tuple[float, ...], reach_mm: float, min_voxels: int
+) -> np.ndarray:
+    """Lesion voxels of pieces (26-neighbourhood, any kind) of at least `min_voxels`, or within `reach_mm` of one."""
+    comp = cc3d.connected_components(lesions > 0, connectivity=26)
+    counted = np.bincount(comp.ravel()) >= min_voxels
+    counted[0] = False
+    keep = counted.copy()
+    margin = np.ceil(reach_mm / np.asarray(spacing, float)).astype(int)
+    for label, grown, piece in grown_pieces(comp, margin):
+        if not counted[label]:
+            near = ndimage.distance_transform_edt(~piece, sampling=spacing) <= reach_mm
+            keep[label] = counted[comp[grown][near]].any()
+    return keep[comp]
+
+
 def spread_blastic(
     hu: np.ndarray,
     anatomy: np.ndarray,
@@ -305,15 +321,23 @@ def spread_blastic(
     spacing: tuple[float, ...],
     reach_mm: float,
     contrast_hu: float,
+    min_voxels: int = 0,
 ) -> tuple[np.ndarray, int]:
     """Blastic pieces spread, up to `reach_mm` (steps of the finest voxel side, 26-neighbourhood), through free bone at
     least `contrast_hu` brighter than its own kind: posterior elements against their median HU (the lesions' voxels
     left out), the bodies' `interior` against the bone `reference_hu`. On thick slices the network draws a blastic
     lesion's body part and leaves its part in the pedicle or lamina to bone: there it reads 500-700 HU, the
-    posterior cortex's HU, while the posterior elements' median is 330-470. Returns the map and the voxels added."""
+    posterior cortex's HU, while the posterior elements' median is 330-470. A lesion piece (lytic and blastic voxels
+    together, 26-neighbourhood) under `min_voxels` spreads only within `reach_mm` of a piece of at least that size:
+    a blastic speck beside a lesion may be its pedicle part, a lone speck must not grow into a lesion level of its
+    own. Returns the map and the voxels added."""
     blastic = lesions == Lesion.BLASTIC
     if reach_mm <= 0 or not blastic.any():
         return lesions, 0
+    if min_voxels > 1:
+        blastic &= _near_a_counted_piece(lesions, spacing, reach_mm, min_voxels)
+        if not blastic.any():
+            return lesions, 0
     free = lesions == 0
     posterior = (anatomy == Anatomy.POSTERIOR_ELEMENTS) & free
     if not posterior.any():
@@ -412,6 +436,7 @@ def check_lesions(
             spacing,
             t.network_blastic_spread_mm,
             t.network_blastic_spread_contrast_hu,
+            min_voxels,
         )
         if n:
             notes.append(
