@@ -115,3 +115,29 @@ def insert_lesion(
     noise = rng.normal(0.0, 15.0 / (intensity.hu_max - intensity.hu_min), region.shape)
     img[box][region] = (value + noise)[region]
     tgt[box][region] = LYTIC_CHANNEL if lytic else BLASTIC_CHANNEL
+
+
+def sphere_in_body(body: np.ndarray, spacing: np.ndarray, radius_mm: float, from_back: float) -> np.ndarray:
+    """The voxels of `body` (canonical RAS grid, +y anterior) within `radius_mm` of its centroid moved along y to
+    `from_back` of its extent (0 = the posterior wall, 1 = the anterior wall): a lesion at a chosen depth."""
+    at = np.argwhere(body)
+    centre = at.mean(axis=0)
+    centre[1] = at[:, 1].min() + from_back * np.ptp(at[:, 1])
+    box = tuple(
+        slice(max(int(c - radius_mm / s) - 1, 0), int(c + radius_mm / s) + 2)
+        for c, s in zip(centre, spacing, strict=True)
+    )
+    grid = np.ogrid[box]
+    inside = sum(((g - c) * s / radius_mm) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True)) <= 1.0
+    out = np.zeros(body.shape, bool)
+    out[box] = inside & body[box]
+    return out
+
+
+def with_lesion(
+    hu: np.ndarray, lesion: np.ndarray, lesion_hu: float, spacing: np.ndarray, edge_mm: float
+) -> np.ndarray:
+    """`hu` with the voxels of `lesion` at `lesion_hu`, its edge blended over `edge_mm` (Gaussian sigma; partial
+    volume)."""
+    soft = ndimage.gaussian_filter(lesion.astype(np.float32), edge_mm / np.asarray(spacing, float))
+    return hu.astype(np.float32) * (1.0 - soft) + lesion_hu * soft
