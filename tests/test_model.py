@@ -614,6 +614,24 @@ def test_a_blastic_piece_spreads_through_the_bodies_bright_interior_only() -> No
     assert spread_blastic(hu, anatomy, near_big, *args, 20.0, 150.0, 250)[1] == 3
 
 
+def test_a_sphere_in_a_body_is_clipped_to_the_body_and_the_grid() -> None:
+    """The insertion helper of bench/real_insertion.py: a sphere at a share of the body's depth from its back,
+    inside the body only, and a sphere reaching past the grid's edge is cut there."""
+    from pipeline.model.real import sphere_in_body, with_lesion
+
+    body = np.zeros((30, 30, 30), bool)
+    body[5:25, 10:21, 5:25] = True  # y 10..20: the back at y = 10
+    mid = sphere_in_body(body, np.ones(3), 4.0, 0.5)  # the centroid (14.5, 10 + 0.5 * 10, 14.5)
+    x, y, z = np.indices(body.shape)
+    assert (mid == ((x - 14.5) ** 2 + (y - 15) ** 2 + (z - 14.5) ** 2 <= 16)).all()
+    back = sphere_in_body(body, np.ones(3), 4.0, 0.0)  # centre on the back wall: the half inside
+    assert back.any() and not back[:, :10].any() and back[:, 10:15].any() and not back[:, 15:].any()
+    whole = sphere_in_body(body, np.ones(3), 40.0, 0.5)
+    assert (whole == body).all()
+    hu = with_lesion(np.full(body.shape, 200.0), mid, 1000.0, np.ones(3), 0.6)
+    assert hu[14, 15, 14] > 990.0 and hu[0, 0, 0] == 200.0
+
+
 def test_a_blastic_lesion_at_the_back_of_a_real_body_stays_out_of_its_posterior_elements(real_data: Path) -> None:
     """ts_abdomen_3mm with a synthetic blastic lesion (1000 HU, 10 mm radius) at the back of T12's body: the
     network finds it in the body, and no lesion reaches T12's posterior elements (real cortex is as bright as

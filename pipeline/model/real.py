@@ -124,8 +124,8 @@ def sphere_in_body(body: np.ndarray, spacing: np.ndarray, radius_mm: float, from
     centre = at.mean(axis=0)
     centre[1] = at[:, 1].min() + from_back * np.ptp(at[:, 1])
     box = tuple(
-        slice(max(int(c - radius_mm / s) - 1, 0), int(c + radius_mm / s) + 2)
-        for c, s in zip(centre, spacing, strict=True)
+        slice(max(int(c - radius_mm / s) - 1, 0), min(int(c + radius_mm / s) + 2, n))
+        for c, s, n in zip(centre, spacing, body.shape, strict=True)
     )
     grid = np.ogrid[box]
     inside = sum(((g - c) * s / radius_mm) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True)) <= 1.0
