@@ -5,10 +5,10 @@ Each insertion is a sphere (radius R mm) clipped to one vertebral body of `ts_ab
 TotalSegmentator body map), centred on the body's centroid moved along the anteroposterior axis to a
 share of the body's depth from its back (0 = posterior wall, 1 = anterior wall). Its voxels take the
 lesion's HU with a little partial volume (Gaussian, 0.6 mm), as the training recipe inserts lesions
-into real patches. The CT then goes through `sins analyze`'s own steps (segment, label maps, naming,
-measurement): the level is found when it is a lesion level, its type is compared with the lesion's,
-and both posterior sides must stay under `posterolateral.min_side_volume_ml` (the truth has none).
-Other lesion levels are false.
+into real patches. The CT then goes through `sins analyze`'s own steps (`analyze_case` on the CT in
+memory: segment, label maps, naming, measurement): the level is found when it is a lesion level, its
+type is compared with the lesion's, and both posterior sides must stay under
+`posterolateral.min_side_volume_ml` (the truth has none). Other lesion levels are false.
 
 Caveat: `ts_abdomen_3mm` is a training scan (its bone, with random synthetic lesions, is in the
 recipe's data), so this is the network on bone it has seen, not an independent test. The bodies are
@@ -31,15 +31,12 @@ import torch
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.analyze import analyze_labels
+from pipeline.analyze import AnalyzeRequest, CaseInputs, analyze_case
 from pipeline.anatomy import TOTALSEG_IDS
 from pipeline.config import load_sins_config
 from pipeline.io import load_ct, load_label_map
 from pipeline.model.card import DEFAULT_MODEL_DIR, load_model
-from pipeline.model.infer import segment
 from pipeline.model.real import sphere_in_body, with_lesion
-from pipeline.schema import InputInfo
-from pipeline.spine.labels import labels_from_opensins
 from pipeline.volume import to_canonical
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -50,28 +47,27 @@ FROM_BACK = (0.15, 0.5, 0.8)
 PARTIAL_VOLUME_MM = 0.6
 
 
-def one(ct, ids, body_map, level, kind, radius, from_back, model, cfg) -> dict:
+def one(ct, ids, body_map, level, kind, radius, from_back, model, cfg, config) -> dict:
+    """One insertion through `sins analyze`'s own steps (`analyze_case` on the CT in memory)."""
     vertebra = ids == TOTALSEG_IDS[level]
     body = vertebra & (body_map == 1)
     spacing = np.asarray(ct.spacing, float)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     lesion = sphere_in_body(body, spacing, radius, from_back)
     image = ct.with_array(with_lesion(ct.array, lesion, KINDS[kind], spacing, PARTIAL_VOLUME_MM))
-    seg = segment(image, model, cfg.lesion)
+    req = AnalyzeRequest(ct=ct.source, case_id="insertion", config=config)
+    analysis = analyze_case(req, CaseInputs(image), model)
+    found_map = analysis.labels.lesions > 0  # the canonical grid, as `ct`
     row = {
         "level": level,
         "kind": kind,
         "radius_mm": radius,
         "from_back": from_back,
         "inserted_ml": round(float(lesion.sum()) * voxel_ml, 3),
-        "network_ml_in_lesion": round(float(np.count_nonzero(seg.lesions[lesion])) * voxel_ml, 3),
-        "network_ml_in_posterior_elements": round(
-            float(np.count_nonzero((seg.lesions > 0) & vertebra & ~body)) * voxel_ml, 3
-        ),
+        "network_ml_in_lesion": round(float(np.count_nonzero(found_map & lesion)) * voxel_ml, 3),
+        "network_ml_in_posterior_elements": round(float(np.count_nonzero(found_map & vertebra & ~body)) * voxel_ml, 3),
     }
-    labels = labels_from_opensins(image.with_array(seg.anatomy), image.with_array(seg.lesions), cfg)
-    info = InputInfo(image.shape, image.spacing, image.orientation)
-    levels = {lv.level: lv for lv in analyze_labels(labels, cfg, "insertion", info).case.levels}
+    levels = {lv.level: lv for lv in analysis.case.levels}
     found = levels.get(level)
     row["found"] = bool(found and found.lesion)
     row["false_lesion_levels"] = [lv for lv, r in levels.items() if r.lesion and lv != level]
@@ -122,7 +118,7 @@ def main() -> None:
     body_map = to_canonical(load_label_map(folder / "vertebral_body_disc.nii.gz")).array
     settings = [(lv, k, r, b) for lv in LEVELS for k in KINDS for r in RADII_MM for b in FROM_BACK]
     t0 = time.perf_counter()
-    rows = [one(ct, ids, body_map, *s, model, cfg) for s in tqdm(settings, desc="insertions", unit="case")]
+    rows = [one(ct, ids, body_map, *s, model, cfg, args.config) for s in tqdm(settings, desc="insertions", unit="case")]
     doc = {
         "command": "python bench/real_insertion.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v),
         "version": __version__,
