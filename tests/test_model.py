@@ -267,6 +267,30 @@ def test_synthetic_lesion_goes_into_bone_only() -> None:
     assert len(np.unique(tgt[lesion])) == 1
 
 
+def test_a_synthetic_lesion_in_real_bone_can_have_a_soft_edge() -> None:
+    from scipy import ndimage
+
+    from pipeline.model.card import Intensity
+    from pipeline.model.classes import LYTIC_CHANNEL
+    from pipeline.model.real import LYTIC_HU, insert_lesion
+
+    intensity = Intensity()
+    span = intensity.hu_max - intensity.hu_min
+    tgt = np.zeros((40, 40, 40), np.uint8)
+    tgt[5:35, 5:35, 5:35] = 1
+    img = np.full(tgt.shape, (150.0 - intensity.hu_min) / span, np.float32)
+    insert_lesion(img, tgt, np.random.default_rng(3), 1.5, intensity, lytic_share=1.0, edge_mm=(1.5, 1.5))
+    hu = img * span + intensity.hu_min
+    lesion = tgt == LYTIC_CHANNEL
+    assert lesion.any() and (tgt[~lesion] <= 1).all()  # all lytic, nothing else relabelled
+    core = ndimage.binary_erosion(lesion, iterations=3)
+    assert LYTIC_HU[0] - 30 < np.median(hu[core]) < LYTIC_HU[1] + 30
+    rim = ndimage.binary_dilation(lesion) & ~lesion
+    assert (hu[rim] < 149.0).all()  # partial volume: the edge is blended into the bone around it
+    far = ~ndimage.binary_dilation(lesion, iterations=6)
+    assert np.allclose(hu[far], 150.0, atol=0.01)
+
+
 def test_thick_slices_average_along_one_axis() -> None:
     from pipeline.model.train import thick_slices
 

@@ -94,9 +94,17 @@ def draw_real(name: str, root: Path, spacing_mm: float) -> dict[str, np.ndarray]
 
 
 def insert_lesion(
-    img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, spacing_mm: float, intensity: Intensity
+    img: np.ndarray,
+    tgt: np.ndarray,
+    rng: np.random.Generator,
+    spacing_mm: float,
+    intensity: Intensity,
+    lytic_share: float = 0.5,
+    edge_mm: tuple[float, ...] = (0.0, 0.0),
 ) -> None:
-    """Put one ellipsoidal lytic or blastic lesion into the bone of a real patch (in place)."""
+    """Put one ellipsoidal lytic (with chance `lytic_share`) or blastic lesion into the bone of a real
+    patch (in place). Its edge is blended into the bone over a Gaussian of sigma drawn from `edge_mm`
+    (partial volume, as in a real scan; 0: a sharp edge); its label is the ellipsoid's bone voxels."""
     bone = np.argwhere((tgt == Anatomy.VERTEBRAL_BODY) | (tgt == Anatomy.POSTERIOR_ELEMENTS))
     if not len(bone):
         return
@@ -109,11 +117,23 @@ def insert_lesion(
     grid = np.ogrid[box]
     inside = sum(((g - c) / s) ** 2 for g, c, s in zip(grid, centre, radii, strict=True)) <= 1.0
     region = inside & ((tgt[box] == Anatomy.VERTEBRAL_BODY) | (tgt[box] == Anatomy.POSTERIOR_ELEMENTS))
-    lytic = rng.random() < 0.5
+    lytic = rng.random() < lytic_share
     hu = rng.uniform(*(LYTIC_HU if lytic else BLASTIC_HU))
     value = (hu - intensity.hu_min) / (intensity.hu_max - intensity.hu_min)
     noise = rng.normal(0.0, 15.0 / (intensity.hu_max - intensity.hu_min), region.shape)
-    img[box][region] = (value + noise)[region]
+    sigma_mm = rng.uniform(*edge_mm) if max(edge_mm) > 0 else 0.0
+    if sigma_mm > 0:  # blend over the box grown by 3 sigma, so the blurred edge is not cut off
+        g = int(np.ceil(3 * sigma_mm / spacing_mm))
+        lo2, hi2 = np.maximum(lo - g, 0), np.minimum(hi + g, tgt.shape)
+        box2 = tuple(slice(a, b) for a, b in zip(lo2, hi2, strict=True))
+        hard = np.zeros(tgt[box2].shape, np.float32)
+        hard[tuple(slice(a - b, c - b) for a, b, c in zip(lo, lo2, hi, strict=True))] = region
+        soft = ndimage.gaussian_filter(hard, sigma_mm / spacing_mm)
+        lesion = np.full(soft.shape, value, np.float32)
+        lesion[hard > 0] += noise[region]
+        img[box2] = img[box2] * (1.0 - soft) + lesion * soft
+    else:
+        img[box][region] = (value + noise)[region]
     tgt[box][region] = LYTIC_CHANNEL if lytic else BLASTIC_CHANNEL
 
 

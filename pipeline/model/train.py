@@ -54,6 +54,10 @@ class DataSettings:
     real_cases: tuple[str, ...] = ()
     real_share: float = 0.0
     real_lesion_share: float = 0.0
+    # A synthetic lesion in real bone is lytic with this chance (else blastic), and its edge is blended
+    # into the bone over a Gaussian of sigma (mm) drawn from this range (partial volume; 0: sharp).
+    real_lytic_share: float = 0.5
+    real_lesion_edge_mm: tuple[float, ...] = (0.0, 0.0)
     # Short scans: with this chance a patch keeps only a slab this thick (mm) along the body axis,
     # the rest padded as at inference (air, left out of the loss).
     slab_share: float = 0.0
@@ -273,7 +277,7 @@ def crop(sample: Sample, patch: tuple[int, ...], rng: np.random.Generator, d: Da
     img[dst] = sample.image[src]
     tgt[dst] = sample.target[src]
     if sample.real and rng.random() < d.real_lesion_share:
-        insert_lesion(img, tgt, rng, sample.spacing_mm, Intensity())
+        insert_lesion(img, tgt, rng, sample.spacing_mm, Intensity(), d.real_lytic_share, d.real_lesion_edge_mm)
     if rng.random() < d.slab_share:
         n = p[2]
         thick = min(n, max(2, round(rng.uniform(*d.slab_mm) / sample.spacing_mm)))
