@@ -80,6 +80,7 @@ class InstanceSettings:
     min_body_ml: float
     min_body_share: float
     max_body_canal_mm: float
+    column_link_mm: float
     min_vertebra_below_s1_share: float
     min_fragment_ml: float
     posterior_gap_mm: float

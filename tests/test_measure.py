@@ -465,3 +465,38 @@ def test_a_small_body_piece_inside_the_image_is_a_fragment():
     assert instances[18, 7, 28] == 0 and instances[18, 7, 0] > 0
     assert len(np.unique(instances[instances > 0])) == 4
     assert any("of the median body" in n for n in notes)
+
+
+def test_a_body_beside_the_column_is_not_a_vertebra():
+    """An arm in the field of view that a network drew as body, with a canal beside it, at the height
+    of the column's bodies and 160 mm across from them (the held-out DICOM slab with a blastic lesion at
+    the back of T12) is left out, however large: the column is the group with the most body."""
+    case = generate(PhantomSpec(seed=3, top="T12", bottom="L3", spacing=(2.0, 2.0, 2.0)))
+    anatomy = to_canonical(case.anatomy)
+    arr = anatomy.array.copy()
+    assert (arr[:20] == 0).all()  # the spine lies well inside: room for the "arm" at the side
+    arr[5:15, 30:45, :] = Anatomy.VERTEBRAL_BODY  # 91 mL over the whole height, more than any one body
+    arr[7:13, 45:49, :] = Anatomy.SPINAL_CANAL
+    labels = labels_from_opensins(anatomy.with_array(arr), to_canonical(case.lesions), CFG)
+    scored = analyze_labels(labels, CFG, "x", case.truth.input)
+    assert [lv.level for lv in scored.case.levels] == [lv.level for lv in case.truth.levels]
+    assert any("beside the spinal column" in n for n in scored.case.notes)
+
+
+def test_a_fleck_of_body_at_the_border_of_a_two_vertebra_slab_is_not_a_vertebra():
+    """A vertebra cut by the image border is kept however little of it is in view (its cross-section is
+    a body's), but a fleck of "body" touching the border is not, even beside only two bodies."""
+    arr = np.zeros((60, 60, 31), np.uint8)
+    i, j = np.indices(arr.shape[:2])
+    disc = (i - 30) ** 2 + (j - 35) ** 2 <= 15**2
+    arr[disc, 0:14] = Anatomy.VERTEBRAL_BODY
+    arr[disc, 16:31] = Anatomy.VERTEBRAL_BODY
+    arr[27:33, 12:18, :] = Anatomy.SPINAL_CANAL
+    arr[8:13, 16:21, 0:12] = Anatomy.VERTEBRAL_BODY  # 0.3 mL beside the canal, down to the border
+    instances, notes = separate_vertebrae(arr, (1.0, 1.0, 1.0), CFG)
+    assert instances.max() == 2
+    assert (instances[8:13, 16:21, 0:12] == 0).all()
+    assert any("fragments, not vertebrae" in n for n in notes)
+    cut = arr[:, :, :17]  # the upper vertebra cut by the border after one slice (7 % of the lower)
+    instances, _ = separate_vertebrae(cut, (1.0, 1.0, 1.0), CFG)
+    assert instances.max() == 2 and instances[30, 35, 16] > 0 and instances[30, 35, 16] != instances[30, 35, 5]

@@ -26,6 +26,8 @@ from functools import partial
 import cc3d
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
@@ -339,16 +341,24 @@ def disc_planes(
 
 def _drop_small_bodies(comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, share: float) -> tuple[np.ndarray, int]:
     """Body components (ids `keep`) at least `share` of the median body (of those at least a quarter
-    of the largest), or cut by the image border (a vertebra partly in view); and how many were not."""
-    if keep.size < 3 or share <= 0:
+    of the largest), or cut by the image border with an axial cross-section (their largest slice) at
+    least `share` of the median body's (a vertebra partly in view, not a fleck at the border); and how
+    many were not."""
+    if keep.size < 2 or share <= 0:
         return keep, 0
     border = set()
     for axis in range(3):
         for index in (0, comp.shape[axis] - 1):
             border.update(np.unique(np.take(comp, index, axis=axis)).tolist())
-    big = sizes[keep][sizes[keep] >= 0.25 * sizes[keep].max()]  # the bodies proper, not the fragments
-    limit = share * float(np.median(big))
-    kept = np.array([c for c in keep if sizes[c] >= limit or int(c) in border], dtype=keep.dtype)
+    boxes = ndimage.find_objects(comp, max_label=int(keep.max()))
+    section = {int(c): int((comp[boxes[c - 1]] == c).sum(axis=(0, 1)).max()) for c in keep}
+    big = keep[sizes[keep] >= 0.25 * sizes[keep].max()]  # the bodies proper, not the fragments
+    limit = share * float(np.median(sizes[big]))
+    section_limit = share * float(np.median([section[int(c)] for c in big]))
+    kept = np.array(
+        [c for c in keep if sizes[c] >= limit or (int(c) in border and section[int(c)] >= section_limit)],
+        dtype=keep.dtype,
+    )
     return kept, int(keep.size - kept.size)
 
 
@@ -371,6 +381,32 @@ def _near_canal(
     return kept, int(keep.size - kept.size)
 
 
+def _one_column(
+    comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, spacing, link_mm: float
+) -> tuple[np.ndarray, int]:
+    """Body components (ids `keep`) of the spinal column, and how many were not. Components whose
+    centroids lie within `link_mm` of each other, through any chain, form a group; the group with the
+    most body is the column. A component of another group with at least half its height (the canonical
+    k axis) within the column's lies beside the column, not in it (e.g. an arm in the field
+    of view that a network drew as body with a canal beside it); groups above or below the column (a
+    vertebra missed in between) are kept."""
+    if keep.size < 2 or link_mm <= 0:
+        return keep, 0
+    centres = np.asarray(ndimage.center_of_mass(comp > 0, comp, keep)) * np.asarray(spacing, float)
+    near = np.linalg.norm(centres[:, None] - centres[None], axis=-1) <= link_mm
+    n_groups, group = connected_components(csr_matrix(near), directed=False)
+    if n_groups == 1:
+        return keep, 0
+    column = int(np.argmax(np.bincount(group, weights=sizes[keep])))
+    boxes = ndimage.find_objects(comp, max_label=int(keep.max()))
+    heights = np.array([(boxes[c - 1][2].start, boxes[c - 1][2].stop) for c in keep])
+    bottom, top = heights[group == column, 0].min(), heights[group == column, 1].max()
+    lo, hi = heights[:, 0], heights[:, 1]
+    beside = (group != column) & (np.minimum(hi, top) - np.maximum(lo, bottom) >= 0.5 * (hi - lo))
+    drop = set(keep[beside].tolist())
+    return np.array([c for c in keep if int(c) not in drop], dtype=keep.dtype), len(drop)
+
+
 def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, tuple[str, ...]]:
     """Instance map of an OpenSINS anatomy map: one id per connected body, posterior elements flooded
     from the bodies; a large body-less posterior piece above all bodies is its own instance (C1)."""
@@ -391,11 +427,17 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
             f"{far} vertebral-body component(s) farther than {ic.max_body_canal_mm} mm from the spinal canal "
             "ignored (not part of the column)"
         )
+    keep, beside = _one_column(comp, keep, sizes, spacing, ic.column_link_mm)
+    if beside:
+        notes.append(
+            f"{beside} vertebral-body component(s) beside the spinal column, at the height of its bodies and "
+            f"farther than {ic.column_link_mm} mm from every one, ignored (not part of the column)"
+        )
     keep, small = _drop_small_bodies(comp, keep, sizes, ic.min_body_share)
     if small:
         notes.append(
-            f"{small} vertebral-body piece(s) under {ic.min_body_share:.0%} of the median body, inside the image, "
-            "ignored (fragments, not vertebrae)"
+            f"{small} vertebral-body piece(s) under {ic.min_body_share:.0%} of the median body (in volume, and in "
+            "cross-section where the image border cuts them) ignored (fragments, not vertebrae)"
         )
     lut = np.zeros(sizes.size, np.int32)
     lut[keep] = np.arange(1, keep.size + 1)
@@ -420,9 +462,11 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
         pieces = cc3d.connected_components(stray, connectivity=26)
         n_new = int(keep.size)
         top_body = None  # highest body centroid (canonical k runs inferior -> superior)
+        top_centre = None  # ... and that body's centroid in mm
         if keep.size:
-            k_index = np.nonzero(markers)[2]
-            top_body = float(np.max(ndimage.mean(k_index, markers[markers > 0], np.arange(1, keep.size + 1))))
+            centres = np.asarray(ndimage.center_of_mass(markers > 0, markers, np.arange(1, keep.size + 1)))
+            top_body = float(centres[:, 2].max())
+            top_centre = centres[int(np.argmax(centres[:, 2]))] * np.asarray(spacing, float)
         sizes = np.bincount(pieces.ravel())
         k_sum = np.zeros(sizes.size)
         for k in range(pieces.shape[2]):  # sum of the k index per piece, a slice at a time
@@ -432,7 +476,15 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
             if label == 0:
                 continue
             ml = sizes[label] * voxel_ml
-            if ml >= ic.min_ring_ml and (top_body is None or k_sum[label] / sizes[label] > top_body):
+            if (
+                ml >= ic.min_ring_ml
+                and (top_body is None or k_sum[label] / sizes[label] > top_body)
+                and (
+                    top_centre is None  # a ring right above the column, not a structure beside it (an arm)
+                    or np.linalg.norm(np.asarray(ndimage.center_of_mass(pieces == label)) * spacing - top_centre)
+                    <= ic.column_link_mm
+                )
+            ):
                 n_new += 1
                 instances[pieces == label] = n_new
             else:
