@@ -126,12 +126,11 @@ def insert_lesion(
         g = int(np.ceil(3 * sigma_mm / spacing_mm))
         lo2, hi2 = np.maximum(lo - g, 0), np.minimum(hi + g, tgt.shape)
         box2 = tuple(slice(a, b) for a, b in zip(lo2, hi2, strict=True))
-        hard = np.zeros(tgt[box2].shape, np.float32)
-        hard[tuple(slice(a - b, c - b) for a, b, c in zip(lo, lo2, hi, strict=True))] = region
-        soft = ndimage.gaussian_filter(hard, sigma_mm / spacing_mm)
-        lesion = np.full(soft.shape, value, np.float32)
-        lesion[hard > 0] += noise[region]
-        img[box2] = img[box2] * (1.0 - soft) + lesion * soft
+        mask = np.zeros(tgt[box2].shape, bool)
+        mask[tuple(slice(a - b, c - b) for a, b, c in zip(lo, lo2, hi, strict=True))] = region
+        lesion = np.full(mask.shape, value, np.float32)
+        lesion[mask] += noise[region]
+        img[box2] = with_lesion(img[box2], mask, lesion, np.full(3, spacing_mm), sigma_mm)
     else:
         img[box][region] = (value + noise)[region]
     tgt[box][region] = LYTIC_CHANNEL if lytic else BLASTIC_CHANNEL
@@ -155,9 +154,9 @@ def sphere_in_body(body: np.ndarray, spacing: np.ndarray, radius_mm: float, from
 
 
 def with_lesion(
-    hu: np.ndarray, lesion: np.ndarray, lesion_hu: float, spacing: np.ndarray, edge_mm: float
+    hu: np.ndarray, lesion: np.ndarray, lesion_hu: float | np.ndarray, spacing: np.ndarray, edge_mm: float
 ) -> np.ndarray:
-    """`hu` with the voxels of `lesion` at `lesion_hu`, its edge blended over `edge_mm` (Gaussian sigma; partial
-    volume)."""
+    """`hu` with the voxels of `lesion` at `lesion_hu` (a value, or one per voxel), its edge blended over
+    `edge_mm` (Gaussian sigma; partial volume)."""
     soft = ndimage.gaussian_filter(lesion.astype(np.float32), edge_mm / np.asarray(spacing, float))
     return hu.astype(np.float32) * (1.0 - soft) + lesion_hu * soft

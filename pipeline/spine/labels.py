@@ -339,18 +339,19 @@ def disc_planes(
     return [_plane(h)[:2] for h in halves]
 
 
-def _drop_small_bodies(comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, share: float) -> tuple[np.ndarray, int]:
+def _drop_small_bodies(
+    comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, boxes: list, share: float
+) -> tuple[np.ndarray, int]:
     """Body components (ids `keep`) at least `share` of the median body (of those at least a quarter
     of the largest), or cut by the image border with an axial cross-section (their largest slice) at
     least `share` of the median body's (a vertebra partly in view, not a fleck at the border); and how
-    many were not."""
+    many were not. `boxes`: `ndimage.find_objects(comp)`."""
     if keep.size < 2 or share <= 0:
         return keep, 0
     border = set()
     for axis in range(3):
         for index in (0, comp.shape[axis] - 1):
             border.update(np.unique(np.take(comp, index, axis=axis)).tolist())
-    boxes = ndimage.find_objects(comp, max_label=int(keep.max()))
     section = {int(c): int((comp[boxes[c - 1]] == c).sum(axis=(0, 1)).max()) for c in keep}
     big = keep[sizes[keep] >= 0.25 * sizes[keep].max()]  # the bodies proper, not the fragments
     limit = share * float(np.median(sizes[big]))
@@ -382,14 +383,14 @@ def _near_canal(
 
 
 def _one_column(
-    comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, spacing, link_mm: float
+    comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, boxes: list, spacing, link_mm: float
 ) -> tuple[np.ndarray, int]:
     """Body components (ids `keep`) of the spinal column, and how many were not. Components whose
     centroids lie within `link_mm` of each other, through any chain, form a group; the group with the
     most body is the column. A component of another group with at least half its height (the canonical
     k axis) within the column's lies beside the column, not in it (e.g. an arm in the field
     of view that a network drew as body with a canal beside it); groups above or below the column (a
-    vertebra missed in between) are kept."""
+    vertebra missed in between) are kept. `boxes`: `ndimage.find_objects(comp)`."""
     if keep.size < 2 or link_mm <= 0:
         return keep, 0
     centres = np.asarray(ndimage.center_of_mass(comp > 0, comp, keep)) * np.asarray(spacing, float)
@@ -398,13 +399,11 @@ def _one_column(
     if n_groups == 1:
         return keep, 0
     column = int(np.argmax(np.bincount(group, weights=sizes[keep])))
-    boxes = ndimage.find_objects(comp, max_label=int(keep.max()))
     heights = np.array([(boxes[c - 1][2].start, boxes[c - 1][2].stop) for c in keep])
     bottom, top = heights[group == column, 0].min(), heights[group == column, 1].max()
     lo, hi = heights[:, 0], heights[:, 1]
     beside = (group != column) & (np.minimum(hi, top) - np.maximum(lo, bottom) >= 0.5 * (hi - lo))
-    drop = set(keep[beside].tolist())
-    return np.array([c for c in keep if int(c) not in drop], dtype=keep.dtype), len(drop)
+    return keep[~beside], int(beside.sum())
 
 
 def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -427,13 +426,14 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
             f"{far} vertebral-body component(s) farther than {ic.max_body_canal_mm} mm from the spinal canal "
             "ignored (not part of the column)"
         )
-    keep, beside = _one_column(comp, keep, sizes, spacing, ic.column_link_mm)
+    boxes = ndimage.find_objects(comp)
+    keep, beside = _one_column(comp, keep, sizes, boxes, spacing, ic.column_link_mm)
     if beside:
         notes.append(
             f"{beside} vertebral-body component(s) beside the spinal column, at the height of its bodies and "
             f"farther than {ic.column_link_mm} mm from every one, ignored (not part of the column)"
         )
-    keep, small = _drop_small_bodies(comp, keep, sizes, ic.min_body_share)
+    keep, small = _drop_small_bodies(comp, keep, sizes, boxes, ic.min_body_share)
     if small:
         notes.append(
             f"{small} vertebral-body piece(s) under {ic.min_body_share:.0%} of the median body (in volume, and in "
