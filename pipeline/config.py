@@ -112,6 +112,7 @@ class MeasurementSettings:
     endplate_divergence_deg: float
     curve_prior_levels: float
     curve_outlier_deg: float
+    curve_fit_lesion_deformity: bool
 
 
 @dataclass(frozen=True)

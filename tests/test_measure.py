@@ -30,6 +30,7 @@ from pipeline.spine.labels import (
     split_at_discs,
     split_touching_bodies,
 )
+from pipeline.spine.measure import curve_scale, fit_curve
 from pipeline.spine.naming import column, name_levels
 from pipeline.spine.vertebrae import VertebraMasks
 from pipeline.volume import to_canonical
@@ -115,6 +116,48 @@ def test_deformity_measured_against_the_expected_curve():
     assert t12.measurements.kyphosis_deg == pytest.approx(16.0, abs=3.0)
     assert t12.sins is not None and t12.sins.alignment == 2
     assert measured.curve_scale == pytest.approx(case.spec.curve_scale, abs=0.3)
+
+
+def test_a_lesion_levels_deformity_does_not_pull_the_expected_curve():
+    """A 15.6-degree kyphosis across L4 bends the segments across L3 and L5 by half as much each; fitted with
+    the curve's scale it is measured whole (alignment 2). Fitting the scale alone took half of it into a
+    flatter lordosis (scale 0.65 for 1.2: L4 measured 4.9 degrees, alignment 0; 09028 L4 of bench seeds 9000-9059)."""
+    spec = _small(
+        seed=21,
+        top="T12",
+        bottom="S1",
+        spacing=(1.0, 1.0, 2.0),
+        rotation_deg=(-7.6, -5.4, 2.2),
+        inplane_fov_mm=(200.0, 170.0),
+        curve_scale=1.2,
+        lesions=(LesionSpec("L4", "body", 5.7, 0.0),),
+        deformities=(DeformitySpec("L4", 15.6, 0.0),),
+    )
+    result, _, measured = _analyze(generate(spec, CFG))
+    l4 = next(lv for lv in result.levels if lv.level == "L4")
+    assert l4.measurements.kyphosis_deg == pytest.approx(15.6, abs=3.0)
+    assert l4.sins is not None and l4.sins.alignment == 2
+    assert measured.curve_scale == pytest.approx(1.2, abs=0.3)
+
+
+def test_a_lesion_level_on_the_curve_gets_no_deformity_in_the_fit():
+    """The curve's scale from segmental angles (degrees, five segments at 1.2 times the normal curve): a lesion
+    level that departs from it by little changes nothing; a 15-degree kyphosis at a lesion level (whole across
+    the level, half across each neighbour) is fitted as such instead of flattening the curve."""
+    e = np.array([-4.0, -8.0, -12.0, -16.0, -20.0])
+    at = [1, 2, 3, 4, 5]
+    m = 1.2 * e + np.array([0.5, -0.5, 0.3, -0.2, 0.4])
+    prior = CFG.measurement.curve_prior_levels * 100.0
+    alone = (m @ e + prior) / (e @ e + prior)
+    assert fit_curve(m, e, CFG)[0] == pytest.approx(alone)
+    assert curve_scale(m, e, at, [], CFG) == pytest.approx(alone)
+    assert curve_scale(m, e, at, [4], CFG) == pytest.approx(alone)
+    kyphotic = m + 15.0 * np.array([0.0, 0.0, 0.5, 1.0, 0.5])
+    flat = fit_curve(kyphotic, e, CFG)[0]  # the scale alone takes in the kyphosis: 0.85
+    assert kyphotic[3] - flat * e[3] < 10.0
+    scale = curve_scale(kyphotic, e, at, [4], CFG)  # 1.09
+    assert scale == pytest.approx(1.2, abs=0.15)
+    assert kyphotic[3] - scale * e[3] == pytest.approx(15.0, abs=3.0)
 
 
 def test_scoliosis_sign_left_positive():

@@ -513,6 +513,24 @@ def upsample_labels(
     return labels, widened
 
 
+def spine_crop(image: torch.Tensor, spacing: tuple[float, ...], model: LoadedModel) -> tuple[slice, ...]:
+    """The box around the spinal column (`CROP_MARGIN_MM` wider) that a coarse pass of the network finds in a
+    (1, X, Y, Z) normalised image of voxels `spacing`; no spine is a `CaseError`."""
+    card = model.card
+    shape = tuple(image.shape[1:])
+    coarse_shape = grid_shape(shape, spacing, card.coarse_spacing_mm)
+    coarse = channel_argmax(_predict(model, zoom_to(image, coarse_shape), overlap=0.0)).cpu().numpy()  # finding only
+    spine = column_mask(np.isin(coarse, SPINE_CHANNELS), card.coarse_spacing_mm)
+    if spine.sum() * card.coarse_spacing_mm**3 / 1000.0 < 1.0:
+        raise CaseError("no spine found in the image (the network marks less than 1 mL of vertebrae)")
+    idx = np.nonzero(spine)
+    scale = np.array(shape) / np.array(coarse_shape)
+    margin = np.ceil(CROP_MARGIN_MM / np.array(spacing)).astype(int)
+    lo = np.maximum(np.floor(np.array([i.min() for i in idx]) * scale).astype(int) - margin, 0)
+    hi = np.minimum(np.ceil((np.array([i.max() for i in idx]) + 1) * scale).astype(int) + margin, shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
 def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = None) -> Segmentation:
     """Anatomy and lesion maps of a canonical CT, with the lesion rules of `lesion` (configs/sins.yaml; the plain
     argmax of one pass and no checks when None): the posterior elements averaged with a pass over the mirrored crop
@@ -529,18 +547,8 @@ def segment(ct: Volume, model: LoadedModel, lesion: LesionThresholds | None = No
     spacing = ct.spacing
     # the image, the zooms and the argmax stay on the model's device (a GPU does them too); labels come back
     image = torch.from_numpy(normalise(ct.array, card.intensity))[None].to(model.device)
-    coarse_shape = grid_shape(ct.shape, spacing, card.coarse_spacing_mm)
-    coarse = channel_argmax(_predict(model, zoom_to(image, coarse_shape), overlap=0.0)).cpu().numpy()  # finding only
-    spine = column_mask(np.isin(coarse, SPINE_CHANNELS), card.coarse_spacing_mm)
+    crop = spine_crop(image, spacing, model)
     timings["localise"] = time.perf_counter() - t0
-    if spine.sum() * card.coarse_spacing_mm**3 / 1000.0 < 1.0:
-        raise CaseError("no spine found in the image (the network marks less than 1 mL of vertebrae)")
-    idx = np.nonzero(spine)
-    scale = np.array(ct.shape) / np.array(coarse_shape)
-    margin = np.ceil(CROP_MARGIN_MM / np.array(spacing)).astype(int)
-    lo = np.maximum(np.floor(np.array([i.min() for i in idx]) * scale).astype(int) - margin, 0)
-    hi = np.minimum(np.ceil((np.array([i.max() for i in idx]) + 1) * scale).astype(int) + margin, ct.shape)
-    crop = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
     t1 = time.perf_counter()
     sub = image[(slice(None), *crop)]

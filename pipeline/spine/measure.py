@@ -13,7 +13,8 @@
 - kyphosis / scoliosis: the segmental angle across a level, between the cranio-caudal axes of the
   vertebrae above and below (each the bisector of its endplate normals), minus the expected regional
   curve (the normal sagittal curve of `anatomy.NORMAL_TILT_DEG`, scaled to this patient by a
-  robust fit over the other levels; no coronal curve is expected);
+  robust fit over the other levels that also fits a lesion level's deformity where it stands out,
+  `curve_scale`; no coronal curve is expected);
 - posterolateral left / right: lesion volume in the posterior elements on each side of the
   mid-sagittal plane (the costovertebral region included: lesion voxels of a rib head join the
   nearest vertebra's posterior elements in `labels.attach_lesions`).
@@ -182,21 +183,50 @@ def _expected(upper: str, lower: str) -> float | None:
         return None
 
 
-def fit_curve_scale(measured: np.ndarray, expected: np.ndarray, cfg: SinsConfig) -> float:
-    """Scale s of the normal curve that best explains the measured segmental angles (robust, with
-    a prior towards 1 worth `curve_prior_levels` levels of a 10-degree segment)."""
+def fit_curve(
+    measured: np.ndarray, expected: np.ndarray, cfg: SinsConfig, deformity: np.ndarray | None = None
+) -> tuple[float, float]:
+    """(scale s, cost) of the normal curve that best explains the measured segmental angles: robust (segments
+    over `curve_outlier_deg` off the fit are left out and refitted), with a prior towards 1 worth
+    `curve_prior_levels` levels of a 10-degree segment. With `deformity` (segments x lesion levels: the share of
+    each lesion level's deformity angle in each segment) those angles are fitted with s, so that they do not pull
+    it. The cost: squared departures capped at `curve_outlier_deg` squared, plus the prior's."""
     ms = cfg.measurement
     prior = ms.curve_prior_levels * 100.0
+    w = np.zeros((measured.size, 0)) if deformity is None else deformity
     use = np.ones(measured.size, bool)
-    s = 1.0
+    x = np.eye(1, 1 + w.shape[1])[0]
     for _ in range(5):
-        e, m = expected[use], measured[use]
-        s = float((np.dot(m, e) + prior) / (np.dot(e, e) + prior))
-        new = np.abs(measured - s * expected) <= ms.curve_outlier_deg
+        a = np.vstack([np.column_stack([expected[use], w[use]]), np.eye(1, 1 + w.shape[1]) * np.sqrt(prior)])
+        b = np.concatenate([measured[use], [np.sqrt(prior)]])
+        x = np.linalg.lstsq(a, b, rcond=None)[0]
+        new = np.abs(measured - x[0] * expected - w @ x[1:]) <= ms.curve_outlier_deg
         if np.array_equal(new, use):
             break
         use = new
-    return s
+    residual = measured - x[0] * expected - w @ x[1:]
+    cost = float(np.minimum(residual**2, ms.curve_outlier_deg**2).sum() + prior * (x[0] - 1.0) ** 2)
+    return float(x[0]), cost
+
+
+def curve_scale(
+    measured: np.ndarray, expected: np.ndarray, at: Sequence[int], lesions: Sequence[int], cfg: SinsConfig
+) -> float:
+    """Scale of the normal curve for the segmental angles `measured` across the vertebrae `at` (indices along
+    the spine; `expected` at scale 1), with lesions in the vertebrae `lesions`. With `curve_fit_lesion_deformity`
+    a lesion level's deformity (its whole angle across the level, half across each neighbour: a vertebra's axis
+    is the bisector of its endplates) is fitted too when it lowers the fit's cost by at least one outlier's
+    (`curve_outlier_deg` squared); otherwise the lesion levels' segments count as any other."""
+    scale, cost = fit_curve(measured, expected, cfg)
+    if not cfg.measurement.curve_fit_lesion_deformity or not lesions:
+        return scale
+
+    def share(levels: list[int]) -> np.ndarray:
+        return np.array([[{0: 1.0, 1: 0.5}.get(abs(i - k), 0.0) for k in levels] for i in at]).reshape(len(at), -1)
+
+    gain = cfg.measurement.curve_outlier_deg**2
+    kept = [k for k in lesions if fit_curve(measured, expected, cfg, share([k]))[1] <= cost - gain]
+    return fit_curve(measured, expected, cfg, share(kept))[0] if kept else scale
 
 
 def measure_spine(verts: Sequence[VertebraMasks], levels: Sequence[str], cfg: SinsConfig) -> SpineMeasurement:
@@ -232,8 +262,12 @@ def measure_spine(verts: Sequence[VertebraMasks], levels: Sequence[str], cfg: Si
     scale = None
     notes: list[str] = []
     if fit_idx:
-        scale = fit_curve_scale(
-            np.array([seg[i][0] for i in fit_idx]), np.array([expected[i] for i in fit_idx], float), cfg
+        scale = curve_scale(
+            np.array([seg[i][0] for i in fit_idx]),
+            np.array([expected[i] for i in fit_idx], float),
+            fit_idx,
+            [i for i in fit_idx if has_lesion[i]],
+            cfg,
         )
     elif seg:
         notes.append("no normal curve known for these levels: kyphosis measured against a straight spine")
