@@ -19,11 +19,11 @@ import measure_phantoms
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.config import load_sins_config
+from pipeline.config import SinsConfig, load_sins_config
 from pipeline.phantom import generate
 
 
-def with_key(cfg, on: bool):
+def with_key(cfg: SinsConfig, on: bool) -> SinsConfig:
     return dataclasses.replace(cfg, measurement=dataclasses.replace(cfg.measurement, curve_fit_lesion_deformity=on))
 
 

@@ -195,7 +195,7 @@ def fit_curve(
     prior = ms.curve_prior_levels * 100.0
     w = np.zeros((measured.size, 0)) if deformity is None else deformity
     use = np.ones(measured.size, bool)
-    x = np.eye(1, 1 + w.shape[1])[0]
+    x = np.zeros(1 + w.shape[1])
     for _ in range(5):
         a = np.vstack([np.column_stack([expected[use], w[use]]), np.eye(1, 1 + w.shape[1]) * np.sqrt(prior)])
         b = np.concatenate([measured[use], [np.sqrt(prior)]])
