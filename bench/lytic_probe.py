@@ -26,22 +26,22 @@ import time
 import numpy as np
 import torch
 from real_insertion import KINDS, PARTIAL_VOLUME_MM, REAL, ts_abdomen, ts_dicom
-from scipy import ndimage
 
 from pipeline import __version__
 from pipeline.anatomy import VERSE_IDS, Anatomy
 from pipeline.config import load_sins_config
 from pipeline.model import infer
-from pipeline.model.card import DEFAULT_MODEL_DIR, LoadedModel, load_model
-from pipeline.model.classes import BONE_CHANNELS, CHANNELS, LYTIC_CHANNEL
+from pipeline.model.card import DEFAULT_MODEL_DIR, Intensity, LoadedModel, load_model
+from pipeline.model.classes import CHANNELS, LYTIC_CHANNEL
 from pipeline.model.real import sphere_in_body, with_lesion
+from pipeline.model.train import thin_bone
 from pipeline.phantom import generate, random_spec
 from pipeline.volume import Volume, to_canonical
 
 RADIUS_MM = 10.0
 FROM_BACK = (0.15, 0.5)
 PHANTOM_SEED = 4242
-SOFT_TISSUE_HU = 40.0  # what thinned bone tends to (as `model.train.thin_bone`)
+SOFT_TISSUE_HU = 40.0  # what `model.train.thin_bone` pulls bone towards
 
 
 def probabilities(ct: Volume, model: LoadedModel) -> np.ndarray:
@@ -80,15 +80,13 @@ def probe(name: str, ct: Volume, body: np.ndarray, model: LoadedModel) -> list[d
     return rows
 
 
-def thinned(ct: Volume, anatomy: np.ndarray, body: np.ndarray, median_hu: float) -> Volume:
-    """The phantom's bone pulled towards soft tissue (up to 400 HU, edges blended over a voxel) by the factor
-    that brings the body's median to `median_hu`."""
-    weight = ndimage.gaussian_filter(np.isin(anatomy, BONE_CHANNELS).astype(np.float32), 0.7)
-    hu = ct.array.astype(np.float32)
-    lift = weight * np.clip(hu - SOFT_TISSUE_HU, 0.0, 400.0 - SOFT_TISSUE_HU)
-    now = float(np.median(hu[body]))
+def thinned(ct: Volume, anatomy: np.ndarray, body: np.ndarray, median_hu: float, intensity: Intensity) -> Volume:
+    """The phantom's bone thinned as the training recipe's bone-density augmentation does (`thin_bone`), by the
+    factor that brings the body's median to `median_hu`."""
+    now = float(np.median(ct.array[body]))
     factor = (median_hu - SOFT_TISSUE_HU) / (now - SOFT_TISSUE_HU)
-    return ct.with_array(hu - (1.0 - factor) * lift)
+    x = thin_bone(infer.normalise(ct.array, intensity), anatomy, factor, intensity)
+    return ct.with_array(x * (intensity.hu_max - intensity.hu_min) + intensity.hu_min)
 
 
 def main() -> None:
@@ -113,7 +111,8 @@ def main() -> None:
     body = (anatomy == Anatomy.VERTEBRAL_BODY) & (instances == VERSE_IDS[free])
     rows += probe(f"phantom_{PHANTOM_SEED:05d} {free}", ct, body, model)
     target = float(np.median(abdomen.ct.array[abdomen.bodies["L3"]]))
-    rows += probe(f"phantom_{PHANTOM_SEED:05d} {free} thinned", thinned(ct, anatomy, body, target), body, model)
+    thin = thinned(ct, anatomy, body, target, model.card.intensity)
+    rows += probe(f"phantom_{PHANTOM_SEED:05d} {free} thinned", thin, body, model)
     doc = {
         "command": "python bench/lytic_probe.py",
         "version": __version__,

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.config import SinsConfig, load_sins_config
-from pipeline.phantom import generate
+from pipeline.phantom import generate, random_spec
 
 
 def with_key(cfg: SinsConfig, on: bool) -> SinsConfig:
@@ -59,18 +59,10 @@ def main() -> None:
     cfgs = {"off": with_key(base, False), "on": with_key(base, True)}
     t0 = time.perf_counter()
     cases: dict[str, list[dict]] = {k: [] for k in cfgs}
-    drawn: dict = {}
-
-    def draw_once(spec, cfg):
-        if spec.seed not in drawn:
-            drawn[spec.seed] = generate(spec, cfg)
-        return drawn[spec.seed]
-
-    measure_phantoms.generate = draw_once  # run_case draws the seed's phantom (random_spec) and measures it
     for seed in tqdm(range(args.seed, args.seed + args.n), unit="case"):
-        drawn.clear()
+        case = generate(random_spec(seed), base)  # drawn once, measured with each setting
         for key, cfg in cfgs.items():
-            cases[key].append(measure_phantoms.run_case(seed, cfg))
+            cases[key].append(measure_phantoms.run_case(seed, cfg, case))
     doc = {
         "what": "expected-curve fit without / with the lesion levels' deformity, on phantom truth label maps",
         "command": f"python bench/measure_curve_fit.py --n {args.n} --seed {args.seed}",

@@ -22,7 +22,7 @@ from pipeline import __version__
 from pipeline.analyze import analyze_labels
 from pipeline.clinical import ClinicalInfo
 from pipeline.config import load_sins_config
-from pipeline.phantom import generate, random_spec
+from pipeline.phantom import PhantomCase, generate, random_spec
 from pipeline.spine.labels import labels_from_opensins
 from pipeline.volume import to_canonical
 
@@ -39,10 +39,11 @@ TOLERANCES = {  # measurement -> (tolerance, unit)
 }
 
 
-def run_case(seed: int, cfg) -> dict:
+def run_case(seed: int, cfg, case: PhantomCase | None = None) -> dict:
+    """The seed's phantom (`case`: already drawn, else drawn here) measured from its truth label maps."""
     spec = random_spec(seed)
     t0 = time.perf_counter()
-    case = generate(spec, cfg)
+    case = case if case is not None else generate(spec, cfg)
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     labels = labels_from_opensins(to_canonical(case.anatomy), to_canonical(case.lesions), cfg)
