@@ -334,6 +334,20 @@ def test_thin_network_lesions_are_dropped() -> None:
     assert (out[20:30, 20:30, 20:30] == 1).all() and (out[32:36, 5:8, 5:8] == 1).all()
 
 
+def test_thickness_is_a_digital_ball_of_that_diameter() -> None:
+    """Three voxels thick: the 3x3x3 block less its corners fits. A block missing a corner is kept (a
+    small pedicle lesion the network draws in part, 09008 L3); a cross of six voxels round one is not."""
+    from pipeline.model.infer import drop_thin_lesions
+
+    lesions = np.zeros((20, 20, 20), np.uint8)
+    lesions[2:5, 2:5, 2:5] = 1
+    lesions[2, 2, 2] = 0  # the block less one corner
+    lesions[10:13, 11, 11] = lesions[11, 10:13, 11] = lesions[11, 11, 10:13] = 1  # the cross
+    out, dropped = drop_thin_lesions(lesions, 3)
+    assert dropped == 1
+    assert out[2:5, 2:5, 2:5].sum() == 26 and not out[10:13, 10:13, 10:13].any()
+
+
 def test_faint_network_lesions_are_dropped() -> None:
     """A lesion piece must stand out from the patient's bone (median HU of the lesion-free bodies)."""
     from pipeline.model.infer import bone_interior, bone_reference_hu, drop_faint_lesions
