@@ -130,8 +130,8 @@ def average_mirrored_posterior(p: torch.Tensor, mirrored: torch.Tensor) -> int:
 def drop_thin_lesions(lesions: np.ndarray, min_voxels: int) -> tuple[np.ndarray, int]:
     """Lesion pieces at least `min_voxels` thick in every direction: a digital ball of that diameter (the
     voxels whose centres lie within `min_voxels / 2` of its centre; for 3, the 3x3x3 block less its
-    corners) fits inside. Thinner ones are partial-volume cortex or endplate on thick slices, not a
-    lesion. Returns the map and how many pieces were dropped."""
+    corners; an even `min_voxels` asks for one voxel more) fits inside. Thinner ones are partial-volume
+    cortex or endplate on thick slices, not a lesion. Returns the map and how many pieces were dropped."""
     if min_voxels <= 1 or not lesions.any():
         return lesions, 0
     comp = cc3d.connected_components(lesions > 0, connectivity=26)
