@@ -242,7 +242,10 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
     else:
         ref = can
     if fmt == "opensins":
-        labels = labels_from_opensins(label_vol, lesion_vol, cfg, reference=ref, check_ids=False)  # checked above
+        # ids checked above; the network's bodies are cut at discs and completed from the CT, a user's kept as drawn
+        labels = labels_from_opensins(
+            label_vol, lesion_vol, cfg, reference=ref, check_ids=False, from_network=inputs.labels is None
+        )
     else:
         labels = labels_from_ids(label_vol, fmt, lesion_vol, cfg, reference=ref)
     info = InputInfo(shape=ct.shape, spacing_mm=ct.spacing, orientation=ct.orientation, source=ct.source)

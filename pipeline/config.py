@@ -82,17 +82,12 @@ class InstanceSettings:
     max_body_canal_mm: float
     column_link_mm: float
     min_vertebra_below_s1_share: float
+    anchor_in_view_share: float
     min_fragment_ml: float
     posterior_gap_mm: float
     min_ring_ml: float
-    split_erosion_mm: tuple[float, ...]
+    split_min_length: float
     split_min_share: float
-    split_max_angle_deg: float
-    disc_cut_disc_ml: float
-    disc_cut_min_ml: float
-    disc_cut_min_share: float
-    disc_cut_flatness: float
-    disc_cut_separation: float
     lesion_attach_mm: float
     body_outline_reach_mm: float
     crop_margin_mm: float
@@ -100,6 +95,39 @@ class InstanceSettings:
     min_contact_ml: float
     min_rib_piece_ml: float
     min_sacrum_piece_ml: float
+
+
+@dataclass(frozen=True)
+class LocaliseSettings:
+    """Disc planes along the bodies' centreline (`spine.localise`)."""
+
+    min_section_mm2: float
+    axis_smoothing_mm: float
+    fill_hu: float
+    fill_radius_share: float
+    profile_step_mm: float
+    profile_radius_mm: float
+    profile_smoothing_mm: float
+    hu_floor: float
+    hu_ceiling: float
+    mask_weight: float
+    min_depth: float
+    max_depth: float
+    min_spacing_mm: float
+    max_spacing_mm: float
+    spacing_weight: float
+    spacing_per_radius: float
+    size_weight: float
+    rib_hu: float
+    rib_lateral_mm: float
+    rib_front_mm: float
+    rib_back_mm: float
+    rib_gap_mm: float
+    rib_min_ml: float
+    rib_side_min_ml: float
+    rib_start_mm: float
+    rib_reach_mm: float
+    rib_neck_mm: float
 
 
 @dataclass(frozen=True)
@@ -124,6 +152,7 @@ class SinsConfig:
     category: CategoryThresholds
     near_threshold: NearThreshold
     instances: InstanceSettings
+    localise: LocaliseSettings
     measurement: MeasurementSettings
     source: str = field(default="", compare=False)
 

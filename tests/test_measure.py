@@ -24,12 +24,10 @@ from pipeline.phantom import (
 )
 from pipeline.spine.labels import (
     attach_lesions,
-    disc_planes,
     labels_from_opensins,
     separate_vertebrae,
-    split_at_discs,
-    split_touching_bodies,
 )
+from pipeline.spine.localise import find_discs
 from pipeline.spine.measure import curve_scale, fit_curve
 from pipeline.spine.naming import column, name_levels
 from pipeline.spine.vertebrae import VertebraMasks
@@ -275,10 +273,15 @@ def test_thirteen_rib_bearing_vertebrae_make_t13():
     assert naming.levels[0] == "C6" and naming.levels[14] == "T13" and naming.levels[15] == "L1"
 
 
-def test_first_rib_needs_two_rib_free_vertebrae_above():
-    """A short scan of two thoracic vertebrae whose upper ribs lie outside it is not named C7/T1."""
+def test_first_rib_needs_a_rib_free_vertebra_in_view_above():
+    """A short scan of two thoracic vertebrae, the upper one cut by the scan (its ribs may lie outside it),
+    is not named C7/T1; with the upper one whole in view and rib-free, it is."""
+    cut = _fake(2, ribs=(1,))
+    cut[0] = dataclasses.replace(cut[0], complete=False)
+    cut[1] = dataclasses.replace(cut[1], body=np.ones((2, 2, 2), bool))  # the top body an eighth of it
     with pytest.raises(CaseError, match="cannot name the levels"):
-        name_levels(_fake(2, ribs=(1,)), CFG)
+        name_levels(cut, CFG)
+    assert name_levels(_fake(2, ribs=(1,)), CFG).levels == ("C7", "T1")
 
 
 def test_c1_ring_anchor():
@@ -311,32 +314,47 @@ def test_column_has_transitional_levels():
 
 
 # ------------------------------------------------------------------------------ instances
-def test_touching_bodies_are_split_along_the_spine():
-    bodies = np.zeros((30, 30, 60), np.int32)
-    bodies[5:25, 5:25, 5:25] = 1
-    bodies[5:25, 5:25, 30:50] = 1
-    bodies[14:16, 14:16, 25:30] = 1  # a thin bridge through the disc space
-    bodies[5:25, 5:25, 55:58] = 2  # a third body above, so the spine axis is known
-    out, n = split_touching_bodies(bodies, (1.0, 1.0, 1.0), CFG)
-    assert n == 1
-    assert len(np.unique(out[out > 0])) == 3
-    assert out[15, 15, 10] != out[15, 15, 40]
+def _column_ct(n_bodies: int, height: int = 20, disc: int = 5, bone_hu: float = 250.0, disc_hu: float = 80.0):
+    """A column of `n_bodies` boxes `height` voxels tall (1 mm voxels) with discs `disc` voxels tall between
+    them, all labelled body (a segmentation that drew no disc), and its CT."""
+    length = n_bodies * (height + disc) + 10
+    anatomy = np.zeros((40, 40, length), np.uint8)
+    hu = np.full(anatomy.shape, 40.0, np.float32)
+    for k in range(n_bodies):
+        z0 = 5 + k * (height + disc)
+        hu[8:32, 8:32, z0 : z0 + height] = bone_hu
+        if k < n_bodies - 1:
+            hu[8:32, 8:32, z0 + height : z0 + height + disc] = disc_hu
+    anatomy[8:32, 8:32, 5 : length - 5 - disc] = Anatomy.VERTEBRAL_BODY
+    anatomy[16:24, 34:38, :] = Anatomy.SPINAL_CANAL
+    return anatomy, hu
 
 
-def test_a_crushed_body_is_not_split_side_by_side():
-    bodies = np.zeros((60, 40, 40), np.int32)
-    bodies[5:25, 10:30, 15:22] = 1
-    bodies[35:55, 10:30, 15:22] = 1
-    bodies[25:35, 18:22, 17:20] = 1  # waist between the halves, across the spine
-    bodies[5:55, 10:30, 30:37] = 2  # the vertebra above
-    bodies[5:55, 10:30, 2:9] = 3  # and below
-    _, n = split_touching_bodies(bodies, (1.0, 1.0, 1.0), CFG)
-    assert n == 0
+def test_bodies_merged_across_undrawn_discs_are_cut_at_the_ct_valleys():
+    anatomy, hu = _column_ct(5)
+    instances, notes = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG, hu)
+    ids = [int(instances[20, 20, 5 + k * 25 + 10]) for k in range(5)]
+    assert len(set(ids)) == 5 and all(ids)
+    assert any("disc plane(s) found" in n for n in notes)
+    # each cut lies in its disc: every body whole in one instance
+    for k, i in enumerate(ids):
+        z0 = 5 + k * 25
+        assert (instances[8:32, 8:32, z0 + 1 : z0 + 19] == i).all()
+
+
+def test_a_lytic_lesion_makes_no_valley():
+    anatomy, hu = _column_ct(4)
+    lesions = np.zeros(anatomy.shape, np.uint8)
+    lesions[12:28, 12:28, 35:45] = 1  # a dark lesion filling the middle of the second body
+    hu[lesions > 0] = 30.0
+    instances, _ = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG, hu, lesions)
+    assert len(np.unique(instances[instances > 0])) == 4
+    assert instances[20, 20, 31] == instances[20, 20, 48]
 
 
 def test_bodies_joined_around_a_partial_disc_are_cut_along_it():
     """A short scan (a slab as in ts_dicom_thoracolumbar): two bodies joined around a disc the
-    network drew only in part, at the top of the image; the cut follows the disc's plane."""
+    network drew only in part, at the top of the image, and no CT: the mask's own gap is the disc."""
     anatomy = np.zeros((40, 40, 30), np.uint8)
     anatomy[5:35, 5:35, 0:30] = Anatomy.VERTEBRAL_BODY  # one piece from the image's bottom to its top
     anatomy[8:32, 8:26, 20:24] = Anatomy.DISC  # the disc, drawn only anteriorly: bone joins behind it
@@ -345,62 +363,27 @@ def test_bodies_joined_around_a_partial_disc_are_cut_along_it():
     instances, notes = separate_vertebrae(anatomy, (1.0, 1.0, 2.0), CFG)
     assert len(np.unique(instances[instances > 0])) == 2
     assert instances[20, 20, 10] != instances[20, 20, 27]
-    assert any("joined around a partly drawn disc separated along its plane" in n for n in notes)
-    # each side is one body: the cut is at the disc's mid-plane (z 21.5 in voxels)
-    assert len(np.unique(instances[..., :22][instances[..., :22] > 0])) == 1
-    assert len(np.unique(instances[..., 22:][instances[..., 22:] > 0])) == 1
+    assert any("disc plane(s) found" in n for n in notes)
+    assert len(np.unique(instances[..., :20][instances[..., :20] > 0])) == 1
+    assert len(np.unique(instances[..., 24:][instances[..., 24:] > 0])) == 1
 
 
-def test_a_disc_at_a_body_end_cuts_nothing():
-    bodies = np.zeros((40, 40, 40), np.int32)
-    bodies[5:35, 5:35, 10:30] = 1
-    disc = np.zeros(bodies.shape, bool)
-    disc[5:35, 5:35, 30:34] = True  # the disc above it, end plate to end plate
-    bodies[5:8, 5:35, 30:33] = 1  # the end plate's rim reaching past the disc's mid-plane at one edge
-    disc[5:8, 5:35, 30:33] = False
-    out, n = split_at_discs(bodies, disc, (1.0, 1.0, 1.0), CFG)
-    assert n == 0 and (out == bodies).all()
+def test_find_discs_keeps_an_even_column_and_skips_a_shallow_dip_inside_a_body():
+    step = 1.0
+    s = np.arange(200) * step
+    sig = np.cos(2 * np.pi * s / 25.0) * 2.0  # valleys every 25 mm
+    sig += np.where(np.abs(s - 75.0) < 2.0, -0.6, 0.0)  # a shallow dip at the middle of a body (cos peak)
+    at = find_discs(sig, step, CFG.localise, typical_mm=25.0)
+    assert np.allclose(np.diff(at * step), 25.0, atol=1.5)
+    assert not np.any(np.abs(at * step - 75.0) < 3.0)
 
 
-def test_a_crushed_body_between_two_joined_discs_is_cut_from_the_body_above():
-    """A body crushed to 8 mm, joined to the body above behind a disc drawn only anteriorly, with the
-    discs above and below it joined round its rim into one piece that is not flat (phantom 09011 T5):
-    the piece is split along the spine and the upper half's plane separates the two bodies."""
-    bodies = np.zeros((36, 40, 60), np.int32)
-    bodies[6:30, 6:30, 0:14] = 2  # the body below, on its own
-    bodies[6:30, 6:30, 32:52] = 1  # the body above ...
-    bodies[7:29, 7:29, 19:27] = 1  # ... and the crushed body, 8 mm tall
-    bodies[6:30, 26:30, 27:32] = 1  # joined behind the disc between them
-    disc = np.zeros(bodies.shape, bool)
-    disc[6:30, 6:30, 14:19] = True  # the disc below the crushed body
-    disc[6:30, 6:7, 19:27] = True  # a strip round the front of its rim
-    disc[6:30, 6:26, 27:32] = True  # the disc above, drawn only in front
-    disc &= bodies == 0
-    out, n = split_at_discs(bodies, disc, (1.0, 1.0, 1.0), CFG)
-    assert n == 1
-    crushed, above = out[18, 18, 22], out[18, 18, 40]
-    assert crushed != above and crushed != out[18, 18, 5]
-    assert (out[7:29, 7:29, 19:27] == crushed).all()  # the crushed body whole
-    assert (out[6:30, 6:30, 33:52] == above).all()
-
-
-def test_disc_planes_fits_one_plane_to_a_disc_and_two_to_joined_discs():
-    ic = CFG.instances
-
-    def up() -> np.ndarray:
-        return np.array([0.0, 0.0, 1.0])
-
-    def planes(points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        return disc_planes(points, up, ic.disc_cut_flatness, ic.disc_cut_separation, min_points=100)
-
-    disc = np.argwhere(np.ones((20, 20, 4), bool)).astype(float)
-    assert len(planes(disc)) == 1 and abs(planes(disc)[0][1][2]) == pytest.approx(1.0)
-    two = np.concatenate([disc, disc + np.array([0.0, 0.0, 14.0])])  # two discs 14 mm apart: not flat, two clusters
-    assert [round(float(c[2]), 1) for c, _ in planes(two)] == [1.5, 15.5]
-    assert all(abs(n[2]) == pytest.approx(1.0) for _, n in planes(two))
-    blob = np.argwhere(np.ones((12, 12, 12), bool)).astype(float)  # not flat, but one thick piece
-    assert len(planes(blob)) == 1
-    assert len(disc_planes(two, up, ic.disc_cut_flatness, ic.disc_cut_separation, min_points=2000)) == 1
+def test_bodies_are_filled_from_the_ct_where_the_segmentation_left_a_gap():
+    anatomy, hu = _column_ct(4)
+    anatomy[12:28, 12:28, 32:48] = Anatomy.BACKGROUND  # the network missed the middle of the second body
+    instances, _ = separate_vertebrae(anatomy, (1.0, 1.0, 1.0), CFG, hu)
+    assert instances[20, 20, 40] > 0
+    assert len(np.unique(instances[instances > 0])) == 4
 
 
 def test_lesion_outside_bone_joins_the_nearest_bone():

@@ -19,16 +19,14 @@ voxel within ``instances.lesion_attach_mm``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 import cc3d
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
@@ -36,6 +34,8 @@ from ..anatomy import TOTALSEG_IDS, TOTALSEG_NAMES, TOTALSEG_SACRUM, VERSE_IDS, 
 from ..config import SinsConfig
 from ..errors import CaseError, InputError
 from ..volume import Volume
+from .localise import BodyAxis, DiscPlanes, body_axis, cut_bodies, disc_planes, fill_bodies, section_radius
+from .ribs import RibFinding, find_ribs
 from .split import split_vertebra
 
 LABEL_FORMATS: tuple[str, ...] = ("opensins", "verse", "totalseg")
@@ -57,6 +57,7 @@ class SpineLabels:
     names: dict[int, str] = field(default_factory=dict)
     source: str = "opensins"
     notes: tuple[str, ...] = ()
+    ribs: RibFinding | None = None  # ribs found in the CT (`spine.ribs`), when the CT was given
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -186,157 +187,9 @@ def attach_lesions(
     return out, int((s & ~near).sum())
 
 
-def _spine_axis_near(centres: np.ndarray, k: int) -> np.ndarray:
-    """Local spine direction at component k: towards its nearest other components (image z if none)."""
-    others = np.delete(np.arange(len(centres)), k)
-    if others.size == 0:
-        return np.array([0.0, 0.0, 1.0])
-    d = np.linalg.norm(centres[others] - centres[k], axis=1)
-    near = others[np.argsort(d)[:2]]
-    if near.size == 2 and np.dot(centres[near[0]] - centres[k], centres[near[1]] - centres[k]) < 0:
-        axis = centres[near[0]] - centres[near[1]]
-    else:
-        axis = centres[near[0]] - centres[k]
-    return axis / max(np.linalg.norm(axis), 1e-9)
 
 
-def split_touching_bodies(bodies: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, int]:
-    """Split body components that are two bodies touching through a thin bridge (a collapsed disc,
-    an osteophyte, a kyphotic segment closing the anterior disc space).
 
-    A component is eroded (by distance to its surface) by each radius in turn. When it falls into
-    pieces that each hold a fair share of it and lie one above the other along the spine (not side
-    by side, as the halves of a crushed body would), the pieces seed a watershed that returns every
-    voxel of the component to the nearest piece. Returns the relabelled map and the number of splits.
-    """
-    ic = cfg.instances
-    spacing = np.asarray(spacing, float)
-    out = bodies.copy()
-    next_id = int(bodies.max()) + 1
-    n_split = 0
-    objects = ndimage.find_objects(bodies)
-    labels = [i for i, sl in enumerate(objects, start=1) if sl is not None]
-    if not labels:
-        return out, 0
-    centres = centroids(bodies, labels) * spacing
-    for k, (_, box, comp) in enumerate(grown_pieces(bodies, 1, objects)):  # k: index of the piece in `labels`
-        size = int(comp.sum())
-        depth = ndimage.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
-        axis = _spine_axis_near(centres, k)
-        for r in ic.split_erosion_mm:
-            pieces = cc3d.connected_components(depth > r, connectivity=6)
-            sizes = np.bincount(pieces.ravel())[1:]
-            if np.count_nonzero(sizes) < 2:
-                continue
-            top2 = np.argsort(sizes)[::-1][:2] + 1
-            grown = watershed(-depth, np.where(np.isin(pieces, top2), pieces, 0), mask=comp)
-            parts = [grown == t for t in top2]
-            shares = [float(part.sum()) / size for part in parts]
-            c = [np.argwhere(part).mean(axis=0) * spacing for part in parts]
-            sep = c[0] - c[1]
-            along = abs(float(np.dot(sep, axis))) / max(float(np.linalg.norm(sep)), 1e-9)
-            if min(shares) >= ic.split_min_share and along >= np.cos(np.radians(ic.split_max_angle_deg)):
-                sub = out[box]
-                sub[parts[1]] = next_id
-                next_id += 1
-                n_split += 1
-                break
-    if n_split:  # renumber 1..n
-        ids = np.unique(out)
-        ids = ids[ids > 0]
-        lut = np.zeros(int(out.max()) + 1, np.int32)
-        lut[ids] = np.arange(1, ids.size + 1)
-        out = lut[out]
-    return out, n_split
-
-
-def split_at_discs(bodies: np.ndarray, disc: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, int]:
-    """Cut body components that hold two bodies on both sides of a labelled disc (a disc drawn only
-    in part, the bodies joined around it: thin or tilted slices, degenerate discs).
-
-    Each disc piece of at least `disc_cut_disc_ml` is fitted with a plane (centroid, least-variance
-    axis); a body component it touches is cut along that plane when the plane lies across the spine
-    (within `split_max_angle_deg` of its axis) and each side holds at least `disc_cut_min_ml` and
-    `disc_cut_min_share` of the component. A piece that is not flat (`disc_cut_flatness`) and falls
-    into two clusters along the spine (`disc_cut_separation`) is the two discs of a crushed body joined
-    round its rim: each cluster is fitted with its own plane (`disc_planes`). Returns the
-    relabelled map and the number of cuts.
-    """
-    ic = cfg.instances
-    spacing = np.asarray(spacing, float)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    pieces = cc3d.connected_components(disc, connectivity=26)
-    out = bodies.copy()
-    boxes = {i: sl for i, sl in enumerate(ndimage.find_objects(bodies), start=1) if sl is not None}
-    labels = list(boxes)
-    centres: np.ndarray | None = None  # the bodies' centroids (mm), for the spine's axis: only when needed
-    axes: dict[int, np.ndarray] = {}
-    next_id = int(bodies.max()) + 1
-    n_cut = 0
-
-    def axis_of(label: int) -> np.ndarray:  # the spine's axis at a body (its centroid and its neighbours')
-        nonlocal centres
-        if label not in axes:
-            if centres is None:
-                centres = centroids(bodies, labels) * spacing
-            axes[label] = _spine_axis_near(centres, labels.index(label))
-        return axes[label]
-
-    min_points = int(np.ceil(ic.disc_cut_disc_ml / voxel_ml))  # the least disc piece, and each half of one
-    for _, box, piece in grown_pieces(pieces, 1):
-        if piece.sum() < min_points:
-            continue
-        touched = np.unique(out[box][ndimage.binary_dilation(piece) & (out[box] > 0)]).tolist()
-        if not touched:
-            continue
-        offset = np.array([s.start for s in box])
-        world = (np.argwhere(piece) + offset) * spacing
-        axis = partial(axis_of, touched[0])  # computed only for a piece that is not flat
-        planes = disc_planes(world, axis, ic.disc_cut_flatness, ic.disc_cut_separation, min_points)
-        for centre, normal in planes:
-            for label in touched:
-                comp_box = boxes[label]
-                where = np.argwhere(out[comp_box] == label) + np.array([s.start for s in comp_box])
-                side = (where * spacing - centre) @ normal > 0
-                small = min(int(side.sum()), int((~side).sum()))
-                if small * voxel_ml < ic.disc_cut_min_ml or small < ic.disc_cut_min_share * side.size:
-                    continue
-                if abs(float(np.dot(normal, axis_of(label)))) >= np.cos(np.radians(ic.split_max_angle_deg)):
-                    out[tuple(where[side].T)] = next_id
-                    boxes[next_id], axes[next_id] = comp_box, axis_of(label)  # a cut-off piece keeps its body's axis
-                    next_id += 1
-                    n_cut += 1
-    return out, n_cut
-
-
-def _plane(world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centroid, unit normal (least-variance axis) and ascending variances of points (N, 3)."""
-    centre = world.mean(axis=0)
-    variances, vectors = np.linalg.eigh(np.cov((world - centre).T))
-    return centre, vectors[:, 0], variances
-
-
-def disc_planes(
-    world: np.ndarray, axis: Callable[[], np.ndarray], flatness: float, separation: float, min_points: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The plane(s) (centroid, normal) of a disc piece's voxel centres `world` (mm). One, fitted to the
-    whole piece, unless the piece is not flat (least variance over `flatness` of the middle one) and
-    its positions along the spine's axis (`axis()`, asked only then) fall into two clusters (Otsu's
-    split explains at least `separation` of their variance) of at least `min_points` each: then it is
-    two discs joined round the rim of a crushed body between them, and each cluster gets its own plane."""
-    centre, normal, variances = _plane(world)
-    if variances[0] <= flatness * variances[1]:
-        return [(centre, normal)]
-    along = world @ axis()
-    if np.ptp(along) <= 0:
-        return [(centre, normal)]
-    cut = threshold_otsu(along)
-    lower = along <= cut
-    halves = [world[lower], world[~lower]]
-    between = lower.mean() * (1.0 - lower.mean()) * (along[lower].mean() - along[~lower].mean()) ** 2
-    if between < separation * along.var() or min(len(h) for h in halves) < max(min_points, 4):
-        return [(centre, normal)]
-    return [_plane(h)[:2] for h in halves]
 
 
 def _drop_small_bodies(
@@ -406,9 +259,19 @@ def _one_column(
     return keep[~beside], int(beside.sum())
 
 
-def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Instance map of an OpenSINS anatomy map: one id per connected body, posterior elements flooded
-    from the bodies; a large body-less posterior piece above all bodies is its own instance (C1)."""
+def separate_vertebrae(
+    anatomy: np.ndarray,
+    spacing,
+    cfg: SinsConfig,
+    hu: np.ndarray | None = None,
+    lesions: np.ndarray | None = None,
+    from_network: bool = True,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Instance map of an OpenSINS anatomy map: the column's bodies cut at the disc planes found along
+    their centreline (`localise.disc_planes`, through the CT `hu` when given, else the mask's own gaps),
+    posterior elements flooded from the bodies; a large body-less posterior piece above all bodies is its
+    own instance (C1). Not `from_network` (a user's map, drawn as meant): each connected body is one
+    vertebra, and the CT is not used."""
     voxel_ml = float(np.prod(spacing)) / 1000.0
     ic = cfg.instances
     body = anatomy == Anatomy.VERTEBRAL_BODY
@@ -439,15 +302,14 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
             f"{small} vertebral-body piece(s) under {ic.min_body_share:.0%} of the median body (in volume, and in "
             "cross-section where the image border cuts them) ignored (fragments, not vertebrae)"
         )
-    lut = np.zeros(sizes.size, np.int32)
-    lut[keep] = np.arange(1, keep.size + 1)
-    markers = lut[comp]
-    markers, n_split = split_touching_bodies(markers, spacing, cfg)
-    if n_split:
-        notes.append(f"{n_split} pair(s) of touching vertebral bodies separated at their narrowest contact")
-    markers, n_cut = split_at_discs(markers, anatomy == Anatomy.DISC, spacing, cfg)
-    if n_cut:
-        notes.append(f"{n_cut} pair(s) of vertebral bodies joined around a partly drawn disc separated along its plane")
+    column = np.isin(comp, keep)
+    free = anatomy == Anatomy.BACKGROUND
+    if from_network:
+        markers, slab_notes = _column_slabs(column, free, spacing, cfg, hu, lesions)
+        notes.extend(slab_notes)
+    else:
+        markers = cc3d.connected_components(column, connectivity=6).astype(np.int32)
+    body |= markers > 0  # voxels the CT added to the bodies
     keep = np.arange(1, int(markers.max()) + 1)
     bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
     box = bounding_box(bone, 1)
@@ -498,6 +360,76 @@ def separate_vertebrae(anatomy: np.ndarray, spacing, cfg: SinsConfig) -> tuple[n
             else:
                 notes.append(f"a posterior-element fragment of {ml:.2f} mL touches no vertebral body; left out")
     return instances, tuple(notes)
+
+
+def _column_slabs(
+    column: np.ndarray,
+    free: np.ndarray,
+    spacing,
+    cfg: SinsConfig,
+    hu: np.ndarray | None,
+    lesions: np.ndarray | None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The column's body voxels numbered by vertebra, caudal to cranial: the slabs between the disc planes
+    along the bodies' centreline, the bodies completed from the CT `hu` in `free` voxels where it is
+    given (`localise.fill_bodies`); slabs under `instances.min_body_ml`, or under `min_body_share` of the median one
+    unless cut by the image border, are left out."""
+    axis = body_axis(column, spacing, cfg.localise)
+    if axis is None:
+        comp = cc3d.connected_components(column, connectivity=6).astype(np.int32)
+        return comp, ()
+    if hu is not None:
+        column = fill_bodies(hu, column, free, spacing, axis, cfg.localise)
+    values = hu if hu is not None else np.zeros(column.shape, np.float32)
+    planes = disc_planes(values, column, lesions, spacing, cfg.localise, axis)
+    assert planes is not None
+    slabs = _pieces_by_slab(column, cut_bodies(column, planes, spacing), planes, axis, spacing, cfg)
+    sizes = np.bincount(slabs.ravel())
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    keep = np.flatnonzero(sizes * voxel_ml >= cfg.instances.min_body_ml)
+    keep = keep[keep > 0]
+    keep, small = _drop_small_bodies(slabs, keep, sizes, ndimage.find_objects(slabs), cfg.instances.min_body_share)
+    lut = np.zeros(sizes.size, np.int32)
+    lut[keep] = np.arange(1, keep.size + 1)
+    notes = (f"{len(planes)} disc plane(s) found along the vertebral bodies' centreline",)
+    if small:
+        notes = (*notes, f"{small} slab(s) of vertebral body between disc planes too small to be a vertebra ignored")
+    return lut[slabs], notes
+
+
+def _pieces_by_slab(
+    column: np.ndarray, slabs: np.ndarray, planes: DiscPlanes, axis: BodyAxis, spacing, cfg: SinsConfig
+) -> np.ndarray:
+    """One id per part of a connected body piece (6-neighbourhood) in one slab. Pieces the segmentation
+    separated stay apart; a piece is cut only when it is longer along the axis than `split_min_length`
+    times the spacing the bodies' size suggests (`localise.spacing_per_radius` times their typical radius:
+    two bodies or more; one body is about 0.8 of it), and only
+    where each part holds at least `split_min_share` of its largest part (the rim of an end plate or a translated body
+    reaching past a disc plane stays with its body: such parts join the piece's nearest kept slab)."""
+    ic = cfg.instances
+    n_slabs = len(planes) + 2
+    spacing = np.asarray(spacing, float)
+    typical = cfg.localise.spacing_per_radius * section_radius(column, spacing, cfg.localise)
+    comp = cc3d.connected_components(column, connectivity=6).astype(np.int64)
+    counts = np.bincount((comp * n_slabs + slabs)[column], minlength=(int(comp.max()) + 1) * n_slabs)
+    counts = counts.reshape(-1, n_slabs)
+    lut = np.arange(counts.size, dtype=np.int64).reshape(counts.shape)
+    for c, box in enumerate(ndimage.find_objects(comp.astype(np.int32)), start=1):
+        row = counts[c]
+        if box is None or not row.any():
+            continue
+        mm = (np.argwhere(comp[box] == c) + np.array([b.start for b in box])) * spacing
+        tangent = axis.tangents[int(np.argmin(np.linalg.norm(axis.points - mm.mean(axis=0), axis=1)))]
+        long = float(np.ptp(mm @ tangent)) >= ic.split_min_length * typical
+        kept = np.flatnonzero(row >= ic.split_min_share * row.max()) if long else np.array([], int)
+        if not kept.size:
+            kept = np.array([int(np.argmax(row))])
+        for k in np.flatnonzero(row):
+            lut[c, k] = c * n_slabs + int(kept[np.argmin(np.abs(kept - k))])
+    pair = np.where(column, lut.ravel()[comp * n_slabs + slabs], 0)
+    ids, inverse = np.unique(pair, return_inverse=True)
+    out = inverse.reshape(pair.shape).astype(np.int32)
+    return out if ids[0] == 0 else out + 1
 
 
 def _join_across_gaps(instances: np.ndarray, pieces: np.ndarray, labels: list[int], spacing, gap_mm: float) -> set[int]:
@@ -571,8 +503,12 @@ def labels_from_opensins(
     cfg: SinsConfig,
     reference: Volume | None = None,
     check_ids: bool = True,
+    from_network: bool = False,
 ) -> SpineLabels:
-    """SpineLabels from OpenSINS anatomy and lesion maps (canonical grid, see `Volume`)."""
+    """SpineLabels from OpenSINS anatomy and lesion maps (canonical grid, see `Volume`). With `reference` a
+    CT, its ribs name the levels; for a network's map (`from_network`; a user's is kept as drawn), the
+    bodies are also separated at the disc planes of the CT's profile and completed from its bone
+    (`separate_vertebrae`)."""
     reference = reference or anatomy
     _check_grid(anatomy, reference, "anatomy map")
     arr = np.asarray(anatomy.array)
@@ -587,10 +523,13 @@ def labels_from_opensins(
     if lost:
         notes.append(f"{lost} lesion voxels lie farther than {cfg.instances.lesion_attach_mm} mm from bone; left out")
         les = np.where(np.isin(arr, _BONE), les, 0).astype(np.uint8)
-    instances, inst_notes = separate_vertebrae(arr, spacing, cfg)
+    hu = reference.array if reference is not anatomy else None
+    instances, inst_notes = separate_vertebrae(arr, spacing, cfg, hu, les, from_network)
+    arr[(instances > 0) & (arr == Anatomy.BACKGROUND)] = Anatomy.VERTEBRAL_BODY  # bodies completed from the CT
     if not instances.any():
         raise CaseError("no vertebra found in the anatomy map")
-    return SpineLabels(arr, instances, les, reference.affine, {}, "opensins", tuple(notes) + inst_notes)
+    ribs = None if hu is None else find_ribs(hu, instances, arr == Anatomy.VERTEBRAL_BODY, spacing, cfg.localise)
+    return SpineLabels(arr, instances, les, reference.affine, {}, "opensins", tuple(notes) + inst_notes, ribs)
 
 
 def labels_from_ids(

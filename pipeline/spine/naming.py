@@ -102,10 +102,17 @@ def _from_anchors(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> tuple[tupl
             notes.append("the vertebra on the sacrum or one below it carries a rib; sacrum anchor ignored")
             s1 = None
     rib_idx = [i for i in range(n) if ribs[i]]
-    last_rib = rib_idx[-1] if rib_idx and rib_idx[-1] + 1 < n and (s1 is None or rib_idx[-1] < s1) else None
-    # T1 needs two rib-free vertebrae above it in view (C6, C7): one could be a thoracic vertebra
-    # whose ribs lie outside a short scan
-    first_rib = rib_idx[0] if rib_idx and rib_idx[0] >= 2 else None
+    # T12 needs a whole rib-free vertebra below it (L1): a vertebra the scan cuts may be a thoracic one
+    # whose ribs lie outside it; likewise T1 needs a whole rib-free vertebra above it, or two (C6, C7)
+    share = cfg.instances.anchor_in_view_share
+
+    def in_view(i: int, ref: int) -> bool:  # vertebra i whole, or its body at least `share` of vertebra ref's
+        return verts[i].complete or np.count_nonzero(verts[i].body) >= share * np.count_nonzero(verts[ref].body)
+
+    last_rib = None
+    if rib_idx and rib_idx[-1] + 1 < n and in_view(rib_idx[-1] + 1, rib_idx[-1]) and (s1 is None or rib_idx[-1] < s1):
+        last_rib = rib_idx[-1]
+    first_rib = rib_idx[0] if rib_idx and (rib_idx[0] >= 2 or (rib_idx[0] == 1 and in_view(0, 1))) else None
     ring = 0 if not verts[0].has_body else None
 
     thoracic, lumbar = 12, 5
@@ -125,11 +132,13 @@ def _from_anchors(verts: Sequence[VertebraMasks], cfg: SinsConfig) -> tuple[tupl
     candidates: list[tuple[str, tuple[str, ...] | None]] = []
     if s1 is not None:
         candidates.append(("S1: the body resting on the sacrum", _place(col, s1, "S1", n)))
+    # the first rib before the last: the first rib is large and always there, the twelfth small and now
+    # and then missing (eleven pairs) or matched by a lumbar rib
+    if first_rib is not None:
+        candidates.append(("T1: the first rib-bearing vertebra", _place(col, first_rib, "T1", n)))
     if last_rib is not None:
         t_last = f"T{thoracic}"
         candidates.append((f"{t_last}: the last rib-bearing vertebra", _place(col, last_rib, t_last, n)))
-    if first_rib is not None:
-        candidates.append(("T1: the first rib-bearing vertebra", _place(col, first_rib, "T1", n)))
     if ring is not None:
         candidates.append(("C1: the ring without a body at the top", _place(col, 0, "C1", n)))
     candidates = [(a, c) for a, c in candidates if c is not None]

@@ -137,9 +137,13 @@ def extract_vertebrae(labels: SpineLabels, cfg: SinsConfig) -> list[VertebraMask
     # costovertebral joint; a low rib may also brush the transverse process of the vertebra below,
     # but farther from that vertebra's midline)
     rib_ml = np.zeros(n_inst)
-    rib_pieces = _rib_contacts(labels, anat == Anatomy.RIB, body_inst, ic.rib_contact_mm, ic.min_rib_piece_ml)
-    for _piece, counts, nearest in rib_pieces:
-        rib_ml[nearest] += counts[nearest] * voxel_ml
+    if labels.ribs is not None and labels.ribs.found:  # found in the CT itself (else the rib label's contacts)
+        for i in range(n_inst):
+            rib_ml[i] = labels.ribs.ml(i)
+    else:
+        rib_pieces = _rib_contacts(labels, anat == Anatomy.RIB, body_inst, ic.rib_contact_mm, ic.min_rib_piece_ml)
+        for _piece, counts, nearest in rib_pieces:
+            rib_ml[nearest] += counts[nearest] * voxel_ml
     sacrum_ml = np.zeros(n_inst)
     for counts in _contacts(
         labels, anat == Anatomy.SACRUM, body_inst, ic.rib_contact_mm, ic.min_sacrum_piece_ml
