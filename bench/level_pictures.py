@@ -50,13 +50,15 @@ def draw_levels(ct: Volume, seg: np.ndarray, affine: np.ndarray, refs: list[dict
     cor_img, cor_lab = cor_img.T, cor_lab.T
     cmap = plt.get_cmap("tab20")
     fig, axes = plt.subplots(1, 2, figsize=(11, 9))
-    views = ((axes[0], sag_img, sag_lab, spacing[2] / spacing[1], 1, "sagittal (A right)"),
-             (axes[1], cor_img, cor_lab, spacing[2] / spacing[0], 0, "coronal (patient left = image left)"))  # fmt: skip
+    views = (
+        (axes[0], sag_img, sag_lab, spacing[2] / spacing[1], 1, "sagittal (A right)"),
+        (axes[1], cor_img, cor_lab, spacing[2] / spacing[0], 0, "coronal (patient left = image left)"),
+    )
     for ax, img, lab, aspect, col, label in views:
         ax.imshow(np.clip(img, -250, 1100), cmap="gray", origin="lower", aspect=aspect)
         rgba = np.zeros((*lab.shape, 4))
         vert = (lab > 0) & (lab < 100)
-        rgba[vert] = cmap((lab[vert] % 20) / 20.0)
+        rgba[vert] = cmap(((lab[vert] * 7) % 20) / 20.0)  # neighbouring ids far apart in the palette
         rgba[vert, 3] = 0.45
         rgba[lab >= 100] = (1.0, 0.0, 0.0, 0.7)
         ax.imshow(rgba, origin="lower", aspect=aspect)

@@ -34,6 +34,7 @@ from .spine.labels import (
     labels_from_ids,
     labels_from_opensins,
     spine_box,
+    widen_box,
 )
 from .spine.measure import SpineMeasurement, measure_spine
 from .spine.naming import Naming, name_levels, separate_c1_ring
@@ -235,6 +236,8 @@ def analyze_case(req: AnalyzeRequest, inputs: CaseInputs | None = None, model: L
             check_anatomy_ids(label_vol)  # a user's map, whole, before the crop (the network's ids are valid)
     t1 = time.perf_counter()
     box = spine_box(label_vol.array, fmt, can.spacing, cfg.instances.crop_margin_mm)
+    if box is not None and fmt == "opensins":  # room for the ribs the CT is searched for (`spine.ribs`)
+        box = widen_box(box, can.shape, can.spacing, cfg.localise.rib_lateral_mm, cfg.localise.rib_back_mm)
     if box is not None:  # the analysis runs on the spine's box, then goes back onto the whole grid
         ref = crop_volume(can, box)
         label_vol = crop_volume(label_vol, box)

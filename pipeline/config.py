@@ -108,6 +108,7 @@ class LocaliseSettings:
     profile_step_mm: float
     profile_radius_mm: float
     profile_smoothing_mm: float
+    edge_mm: float
     hu_floor: float
     hu_ceiling: float
     mask_weight: float
@@ -117,6 +118,7 @@ class LocaliseSettings:
     max_spacing_mm: float
     spacing_weight: float
     spacing_per_radius: float
+    min_spacing_share: float
     size_weight: float
     rib_hu: float
     rib_lateral_mm: float

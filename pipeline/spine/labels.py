@@ -476,6 +476,16 @@ def spine_box(labels: np.ndarray, fmt: str, spacing, margin_mm: float) -> tuple[
     return bounding_box(np.isin(labels, ids), np.ceil(margin_mm / np.asarray(spacing, float)).astype(int))
 
 
+def widen_box(box: tuple[slice, ...], shape, spacing, lateral_mm: float, back_mm: float) -> tuple[slice, ...]:
+    """An index box grown to at least `lateral_mm` either side of its centre across (canonical axis 0) and
+    `back_mm` behind it (axis 1 runs posterior -> anterior), clipped to `shape`."""
+    cx = (box[0].start + box[0].stop) / 2
+    half = lateral_mm / spacing[0]
+    x = slice(max(min(box[0].start, int(cx - half)), 0), min(max(box[0].stop, int(np.ceil(cx + half))), shape[0]))
+    y = slice(max(min(box[1].start, box[1].start - int(back_mm / spacing[1])), 0), box[1].stop)
+    return (x, y, box[2])
+
+
 def crop_volume(volume: Volume, box: tuple[slice, ...]) -> Volume:
     """The part of a volume inside an index box, with its own affine."""
     return replace(volume, array=np.ascontiguousarray(volume.array[box]), affine=box_affine(volume.affine, box))

@@ -127,7 +127,7 @@ def find_discs(sig: np.ndarray, step_mm: float, settings: LocaliseSettings, typi
     maximises the sum of their depths (prominence, capped at `max_depth`) less `spacing_weight` times the
     squared log ratio of each spacing to the one before, and `size_weight` times the squared log ratio of
     each spacing to `typical_mm` (when given: the spacing the bodies' size suggests), every spacing within
-    [`min_spacing_mm`, `max_spacing_mm`]."""
+    [`min_spacing_mm`, `max_spacing_mm`] and at least `min_spacing_share` of `typical_mm`."""
     wlen = max(3, round(2 * settings.max_spacing_mm / step_mm))
     valleys, props = signal.find_peaks(-sig, prominence=settings.min_depth, wlen=wlen)
     if valleys.size == 0:
@@ -136,6 +136,8 @@ def find_discs(sig: np.ndarray, step_mm: float, settings: LocaliseSettings, typi
     pos = valleys * step_mm
     n = valleys.size
     lo, hi, lam = settings.min_spacing_mm, settings.max_spacing_mm, settings.spacing_weight
+    if typical_mm > 0:  # a body and its disc are never much shorter than the bodies' size suggests
+        lo = max(lo, settings.min_spacing_share * typical_mm)
     # best[j, i]: best score of a chain whose last two valleys are i then j (i = j: j alone)
     best = np.full((n, n), -np.inf)
     back = np.full((n, n), -1, int)
@@ -215,6 +217,9 @@ def disc_planes(
         values[lesion > 0] = float(np.median(values[body & (lesion == 0)])) if (body & (lesion == 0)).any() else 0.0
     mean, share = disc_profile(values, body, spacing, axis, settings)
     sig = ndimage.gaussian_filter1d(disc_signal(mean, share, settings), settings.profile_smoothing_mm / axis.step_mm)
+    edge = round(settings.edge_mm / axis.step_mm)  # the profile's ends: partial slices, smoothing
+    if edge > 0 and sig.size > 2 * edge:
+        sig[:edge] = sig[-edge:] = sig.max()
     at = find_discs(sig, axis.step_mm, settings, settings.spacing_per_radius * section_radius(body, spacing, settings))
     return DiscPlanes(axis.points[at], axis.tangents[at], at * axis.step_mm)
 
