@@ -187,11 +187,6 @@ def attach_lesions(
     return out, int((s & ~near).sum())
 
 
-
-
-
-
-
 def _drop_small_bodies(
     comp: np.ndarray, keep: np.ndarray, sizes: np.ndarray, boxes: list, share: float
 ) -> tuple[np.ndarray, int]:
@@ -302,13 +297,12 @@ def separate_vertebrae(
             f"{small} vertebral-body piece(s) under {ic.min_body_share:.0%} of the median body (in volume, and in "
             "cross-section where the image border cuts them) ignored (fragments, not vertebrae)"
         )
-    column = np.isin(comp, keep)
-    free = anatomy == Anatomy.BACKGROUND
+    lut = np.zeros(sizes.size, np.int32)
+    lut[keep] = np.arange(1, keep.size + 1)
+    markers = lut[comp]  # one vertebra per connected body
     if from_network:
-        markers, slab_notes = _column_slabs(column, free, spacing, cfg, hu, lesions)
+        markers, slab_notes = _column_slabs(markers, anatomy == Anatomy.BACKGROUND, spacing, cfg, hu, lesions)
         notes.extend(slab_notes)
-    else:
-        markers = cc3d.connected_components(column, connectivity=6).astype(np.int32)
     body |= markers > 0  # voxels the CT added to the bodies
     keep = np.arange(1, int(markers.max()) + 1)
     bone = body | (anatomy == Anatomy.POSTERIOR_ELEMENTS)
@@ -363,21 +357,22 @@ def separate_vertebrae(
 
 
 def _column_slabs(
-    column: np.ndarray,
+    bodies: np.ndarray,
     free: np.ndarray,
     spacing,
     cfg: SinsConfig,
     hu: np.ndarray | None,
     lesions: np.ndarray | None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The column's body voxels numbered by vertebra, caudal to cranial: the slabs between the disc planes
-    along the bodies' centreline, the bodies completed from the CT `hu` in `free` voxels where it is
-    given (`localise.fill_bodies`); slabs under `instances.min_body_ml`, or under `min_body_share` of the median one
-    unless cut by the image border, are left out."""
+    """The column's body voxels (`bodies`: one id per connected body) numbered by vertebra, caudal to
+    cranial: the slabs between the disc planes along the bodies' centreline, the bodies completed from the
+    CT `hu` in `free` voxels where it is given (`localise.fill_bodies`); slabs under `instances.min_body_ml`,
+    or under `min_body_share` of the median one unless cut by the image border, are left out. Without a
+    centreline (fewer than three slices of body), `bodies` as they are."""
+    column = bodies > 0
     axis = body_axis(column, spacing, cfg.localise)
     if axis is None:
-        comp = cc3d.connected_components(column, connectivity=6).astype(np.int32)
-        return comp, ()
+        return bodies, ()
     if hu is not None:
         column = fill_bodies(hu, column, free, spacing, axis, cfg.localise)
     values = hu if hu is not None else np.zeros(column.shape, np.float32)

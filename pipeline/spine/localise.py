@@ -54,19 +54,25 @@ class DiscPlanes:
         return len(self.positions)
 
 
+def slice_centroids(mask: np.ndarray, min_voxels: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The axial slices (canonical axis 2) holding at least `min_voxels` of a mask, and the mean x and y
+    index of the mask in each."""
+    area = mask.sum(axis=(0, 1)).astype(float)
+    ks = np.flatnonzero(area >= min_voxels)
+    xs = np.arange(mask.shape[0], dtype=float)
+    ys = np.arange(mask.shape[1], dtype=float)
+    cx = np.array([(mask[..., k].sum(axis=1) * xs).sum() for k in ks]) / area[ks]
+    cy = np.array([(mask[..., k].sum(axis=0) * ys).sum() for k in ks]) / area[ks]
+    return ks, cx, cy
+
+
 def body_axis(body: np.ndarray, spacing, settings: LocaliseSettings) -> BodyAxis | None:
     """The centreline of a vertebral-body mask (canonical grid: axis 2 runs caudal -> cranial); None when
     the mask spans fewer than three slices."""
     spacing = np.asarray(spacing, float)
-    area = body.sum(axis=(0, 1)).astype(float)
-    min_voxels = settings.min_section_mm2 / (spacing[0] * spacing[1])
-    ks = np.flatnonzero(area >= min_voxels)
+    ks, cx, cy = slice_centroids(body, settings.min_section_mm2 / (spacing[0] * spacing[1]))
     if ks.size < 3:
         return None
-    xs = np.arange(body.shape[0], dtype=float)
-    ys = np.arange(body.shape[1], dtype=float)
-    cx = np.array([(body[..., k].sum(axis=1) * xs).sum() for k in ks]) / area[ks]
-    cy = np.array([(body[..., k].sum(axis=0) * ys).sum() for k in ks]) / area[ks]
     kk = np.arange(ks[0], ks[-1] + 1)
     sigma = settings.axis_smoothing_mm / spacing[2]
     pts = np.stack(

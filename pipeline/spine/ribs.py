@@ -26,6 +26,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..config import LocaliseSettings
+from .localise import slice_centroids
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,7 @@ def find_ribs(hu: np.ndarray, instances: np.ndarray, body: np.ndarray, spacing, 
     if not body.any() or not instances.any():
         return empty
     # the bodies' centreline x and y per axial slice (index units), interpolated over the column's length
-    area = body.sum(axis=(0, 1))
-    ks = np.flatnonzero(area > 0)
-    xs = np.array([np.nonzero(body[..., k])[0].mean() for k in ks])
-    ys = np.array([np.nonzero(body[..., k])[1].mean() for k in ks])
+    ks, xs, ys = slice_centroids(body)
     lat = int(np.ceil(s.rib_lateral_mm / spacing[0]))
     front = int(np.ceil(s.rib_front_mm / spacing[1]))
     back = int(np.ceil(s.rib_back_mm / spacing[1]))
